@@ -1,0 +1,193 @@
+#include "kernels/bias_gelu.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Functions.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "kernels/internal/gelu_math.h"
+
+#ifdef LOOM_CUDA
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+
+#include "kernels/internal/bias_gelu_cuda.h"
+#endif
+
+namespace loom::kernels {
+namespace {
+
+void CheckArgs(const at::Tensor& u, const at::Tensor& bias) {
+  TORCH_CHECK(u.defined() && u.dim() >= 1, "BiasGelu: input must have at least one dimension");
+  if (bias.defined()) {
+    TORCH_CHECK(bias.dim() == 1 && bias.size(0) == u.size(-1), "BiasGelu: bias shape ",
+                bias.sizes(), " does not match the last dimension of input ", u.sizes());
+    TORCH_CHECK(bias.scalar_type() == u.scalar_type(), "BiasGelu: bias dtype ",
+                bias.scalar_type(), " differs from input dtype ", u.scalar_type());
+    TORCH_CHECK(bias.device() == u.device(), "BiasGelu: bias and input on different devices");
+  }
+}
+
+// Rows are independent; parallelise over them in grains of ~32K elements.
+template <typename T>
+void CpuForward(const T* u, const T* b, T* y, int64_t rows, int64_t cols) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(cols, 1));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* ur = u + r * cols;
+      T* yr = y + r * cols;
+      if (b != nullptr) {
+        for (int64_t c = 0; c < cols; ++c) yr[c] = internal::GeluForward<T>(ur[c] + b[c]);
+      } else {
+        for (int64_t c = 0; c < cols; ++c) yr[c] = internal::GeluForward<T>(ur[c]);
+      }
+    }
+  });
+}
+
+template <typename T>
+void CpuBackward(const T* g, const T* u, const T* b, T* gu, int64_t rows, int64_t cols) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(cols, 1));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* ur = u + r * cols;
+      const T* gr = g + r * cols;
+      T* out = gu + r * cols;
+      for (int64_t c = 0; c < cols; ++c) {
+        const T v = b != nullptr ? ur[c] + b[c] : ur[c];
+        out[c] = gr[c] * internal::GeluDerivative<T>(v);
+      }
+    }
+  });
+}
+
+#ifdef LOOM_CUDA
+int CudaDtypeCode(at::ScalarType t) {
+  if (t == at::kFloat) return 0;
+  if (t == at::kBFloat16) return 1;
+  TORCH_CHECK(false, "BiasGelu on CUDA supports float32 and bfloat16, got ", t);
+  return -1;
+}
+
+void CheckCuda(int err, const char* what) {
+  TORCH_CHECK(err == 0, "CUDA error in ", what, ": ",
+              cudaGetErrorString(static_cast<cudaError_t>(err)), " (", __FILE__, ")");
+}
+#endif
+
+at::Tensor ForwardImpl(const at::Tensor& u_in, const at::Tensor& bias_in) {
+  CheckArgs(u_in, bias_in);
+  at::Tensor u = u_in.contiguous();
+  at::Tensor bias = bias_in.defined() ? bias_in.contiguous() : bias_in;
+  const int64_t cols = u.size(-1);
+  const int64_t rows = cols == 0 ? 0 : u.numel() / cols;
+  if (u.is_cuda()) {
+#ifdef LOOM_CUDA
+    at::Tensor y = at::empty_like(u);
+    CheckCuda(internal::LaunchBiasGeluForward(
+                  CudaDtypeCode(u.scalar_type()), u.data_ptr(),
+                  bias.defined() ? bias.data_ptr() : nullptr, y.data_ptr(), rows, cols,
+                  c10::cuda::getCurrentCUDAStream().stream()),
+              "BiasGeluForward");
+    return y;
+#else
+    TORCH_CHECK(false, "BiasGelu: got a CUDA tensor but this binary was built without "
+                       "--config=cuda");
+#endif
+  }
+  if (u.scalar_type() == at::kBFloat16) {
+    return ForwardImpl(u.to(at::kFloat), bias.defined() ? bias.to(at::kFloat) : bias)
+        .to(at::kBFloat16);
+  }
+  at::Tensor y = at::empty_like(u);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "BiasGeluForward", [&] {
+    CpuForward<scalar_t>(u.const_data_ptr<scalar_t>(),
+                         bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
+                         y.mutable_data_ptr<scalar_t>(), rows, cols);
+  });
+  return y;
+}
+
+at::Tensor BackwardImpl(const at::Tensor& grad_in, const at::Tensor& u_in,
+                        const at::Tensor& bias_in) {
+  CheckArgs(u_in, bias_in);
+  TORCH_CHECK(grad_in.sizes() == u_in.sizes(), "BiasGelu: gradient shape ", grad_in.sizes(),
+              " differs from input shape ", u_in.sizes());
+  at::Tensor u = u_in.contiguous();
+  at::Tensor g = grad_in.to(u.scalar_type()).contiguous();
+  at::Tensor bias = bias_in.defined() ? bias_in.contiguous() : bias_in;
+  const int64_t cols = u.size(-1);
+  const int64_t rows = cols == 0 ? 0 : u.numel() / cols;
+  if (u.is_cuda()) {
+#ifdef LOOM_CUDA
+    at::Tensor gu = at::empty_like(u);
+    CheckCuda(internal::LaunchBiasGeluBackward(
+                  CudaDtypeCode(u.scalar_type()), g.data_ptr(), u.data_ptr(),
+                  bias.defined() ? bias.data_ptr() : nullptr, gu.data_ptr(), rows, cols,
+                  c10::cuda::getCurrentCUDAStream().stream()),
+              "BiasGeluBackward");
+    return gu;
+#else
+    TORCH_CHECK(false, "BiasGelu: got a CUDA tensor but this binary was built without "
+                       "--config=cuda");
+#endif
+  }
+  if (u.scalar_type() == at::kBFloat16) {
+    return BackwardImpl(g.to(at::kFloat), u.to(at::kFloat),
+                        bias.defined() ? bias.to(at::kFloat) : bias)
+        .to(at::kBFloat16);
+  }
+  at::Tensor gu = at::empty_like(u);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "BiasGeluBackward", [&] {
+    CpuBackward<scalar_t>(g.const_data_ptr<scalar_t>(), u.const_data_ptr<scalar_t>(),
+                          bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
+                          gu.mutable_data_ptr<scalar_t>(), rows, cols);
+  });
+  return gu;
+}
+
+class BiasGeluFunction : public torch::autograd::Function<BiasGeluFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& u,
+                            const at::Tensor& bias) {
+    ctx->save_for_backward({u, bias});
+    return ForwardImpl(u, bias);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& u = saved[0];
+    const at::Tensor& bias = saved[1];
+    at::Tensor gu = BackwardImpl(grads[0], u, bias);
+    at::Tensor gb;
+    if (bias.defined()) gb = gu.reshape({-1, gu.size(-1)}).sum(0);
+    return {gu, gb};
+  }
+};
+
+}  // namespace
+
+at::Tensor BiasGelu(const at::Tensor& u, const at::Tensor& bias) {
+  return BiasGeluFunction::apply(u, bias);
+}
+
+at::Tensor BiasGeluForward(const at::Tensor& u, const at::Tensor& bias) {
+  return ForwardImpl(u, bias);
+}
+
+at::Tensor BiasGeluBackward(const at::Tensor& grad_y, const at::Tensor& u,
+                            const at::Tensor& bias) {
+  return BackwardImpl(grad_y, u, bias);
+}
+
+bool BiasGeluHasCuda() {
+#ifdef LOOM_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace loom::kernels

@@ -1,0 +1,87 @@
+#include "kernels/bias_gelu.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <cmath>
+
+#include "gtest/gtest.h"
+
+namespace loom::kernels {
+namespace {
+
+// The naive composite: what the fused kernel must equal.
+at::Tensor NaiveGelu(const at::Tensor& v) {
+  return v * 0.5 * (1.0 + at::tanh(0.79788456 * v * (1.0 + 0.044715 * v * v)));
+}
+
+TEST(BiasGeluTest, ForwardMatchesNaiveFormulaFloat64) {
+  at::manual_seed(1);
+  at::Tensor u = at::randn({7, 33}, at::kDouble) * 3;
+  at::Tensor b = at::randn({33}, at::kDouble);
+  at::Tensor y = BiasGeluForward(u, b);
+  EXPECT_LT((y - NaiveGelu(u + b)).abs().max().item<double>(), 1e-15);
+  at::Tensor y_nobias = BiasGeluForward(u, at::Tensor());
+  EXPECT_LT((y_nobias - NaiveGelu(u)).abs().max().item<double>(), 1e-15);
+}
+
+TEST(BiasGeluTest, TruncatedConstantDiffersFromExactTanhGelu) {
+  // The reference's literal 0.79788456 is not sqrt(2/pi); at u = 3 the two differ measurably.
+  at::Tensor u = at::full({1, 1}, -2.5, at::kDouble);
+  at::Tensor ours = BiasGeluForward(u, at::Tensor());
+  at::Tensor exact = at::gelu(u, "tanh");
+  EXPECT_GT((ours - exact).abs().item<double>(), 1e-11);
+}
+
+TEST(BiasGeluTest, GradientsMatchAutogradOfNaiveFormula) {
+  at::manual_seed(2);
+  at::Tensor u = (at::randn({5, 4, 16}, at::kDouble) * 2).requires_grad_(true);
+  at::Tensor b = at::randn({16}, at::kDouble).requires_grad_(true);
+  at::Tensor g = at::randn({5, 4, 16}, at::kDouble);
+  at::Tensor y = BiasGelu(u, b);
+  auto grads = torch::autograd::grad({(y * g).sum()}, {u, b});
+  at::Tensor u2 = u.detach().clone().requires_grad_(true);
+  at::Tensor b2 = b.detach().clone().requires_grad_(true);
+  auto ref = torch::autograd::grad({(NaiveGelu(u2 + b2) * g).sum()}, {u2, b2});
+  EXPECT_LT((grads[0] - ref[0]).abs().max().item<double>(), 1e-11);  // spec: <= 5e-13 per unit cotangent
+  EXPECT_LT((grads[1] - ref[1]).abs().max().item<double>(), 1e-11);
+}
+
+TEST(BiasGeluTest, DerivativeMatchesCentralFiniteDifferences) {
+  at::Tensor u = at::linspace(-6, 6, 241, at::kDouble).reshape({1, -1});
+  at::Tensor ones = at::ones_like(u);
+  at::Tensor d = BiasGeluBackward(ones, u, at::Tensor());
+  const double h = 1e-6;
+  at::Tensor fd = (BiasGeluForward(u + h, at::Tensor()) - BiasGeluForward(u - h, at::Tensor())) /
+                  (2 * h);
+  EXPECT_LT((d - fd).abs().max().item<double>(), 1e-8);
+}
+
+TEST(BiasGeluTest, Float32AndBfloat16AgreeWithFloat64) {
+  at::manual_seed(3);
+  at::Tensor u = at::randn({64, 128}, at::kDouble);
+  at::Tensor b = at::randn({128}, at::kDouble);
+  at::Tensor ref = BiasGeluForward(u, b);
+  at::Tensor f32 = BiasGeluForward(u.to(at::kFloat), b.to(at::kFloat)).to(at::kDouble);
+  EXPECT_LT((f32 - ref).abs().max().item<double>(), 1e-5);
+  at::Tensor bf = BiasGeluForward(u.to(at::kBFloat16), b.to(at::kBFloat16)).to(at::kDouble);
+  EXPECT_LT((bf - ref).abs().max().item<double>(), 5e-2);
+}
+
+TEST(BiasGeluTest, RejectsMismatchedBias) {
+  at::Tensor u = at::randn({2, 8});
+  at::Tensor b = at::randn({7});
+  EXPECT_THROW(BiasGeluForward(u, b), c10::Error);
+  EXPECT_THROW(BiasGeluForward(u, b.to(at::kDouble).narrow(0, 0, 7)), c10::Error);
+}
+
+TEST(BiasGeluTest, CpuBuildReportsCudaAvailability) {
+#ifdef LOOM_CUDA
+  EXPECT_TRUE(BiasGeluHasCuda());
+#else
+  EXPECT_FALSE(BiasGeluHasCuda());
+#endif
+}
+
+}  // namespace
+}  // namespace loom::kernels
