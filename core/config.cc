@@ -1,0 +1,323 @@
+#include "core/config.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/message.h>
+#include <google/protobuf/text_format.h>
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "core/file_io.h"
+#include "core/status_macros.h"
+
+namespace loom {
+namespace {
+
+namespace pb = ::google::protobuf;
+
+// Collects protobuf's parse errors as "source:line:col: message".
+class CollectingErrors : public pb::io::ErrorCollector {
+ public:
+  CollectingErrors(std::string source, absl::string_view text)
+      : source_(std::move(source)), lines_(absl::StrSplit(text, '\n')) {}
+  // Quotes the offending line: protobuf's messages ("Expected integer") do not name the field.
+  void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
+    std::string context;
+    if (line >= 0 && static_cast<size_t>(line) < lines_.size()) {
+      context = absl::StrCat(" (in `", absl::StripAsciiWhitespace(lines_[line]), "`)");
+    }
+    errors_.push_back(
+        absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ", message, context));
+  }
+  void AddWarning(int line, pb::io::ColumnNumber column, const std::string& message) override {
+    AddError(line, column, message);
+  }
+  std::string Joined() const { return absl::StrJoin(errors_, "; "); }
+
+ private:
+  std::string source_;
+  std::vector<std::string> lines_;
+  std::vector<std::string> errors_;
+};
+
+std::string FieldNames(const pb::Descriptor* d) {
+  std::vector<std::string> names;
+  for (int i = 0; i < d->field_count(); ++i) names.push_back(d->field(i)->name());
+  return absl::StrJoin(names, ", ");
+}
+
+absl::Status FieldError(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("config field `", field, "`: ", what));
+}
+
+bool IsOneOf(const std::string& v, std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed) {
+    if (v == a) return true;
+  }
+  return false;
+}
+
+std::string Allowed(std::initializer_list<const char*> allowed) {
+  std::vector<std::string> q;
+  for (const char* a : allowed) q.push_back(absl::StrCat("\"", a, "\""));
+  return absl::StrJoin(q, ", ");
+}
+
+#define LOOM_CHECK_FIELD(cond, field, ...)                          \
+  do {                                                              \
+    if (!(cond)) return FieldError(field, absl::StrCat(__VA_ARGS__)); \
+  } while (false)
+
+#define LOOM_CHECK_CHOICE(value, field, ...)                                              \
+  do {                                                                                    \
+    if (!IsOneOf(value, {__VA_ARGS__}))                                                   \
+      return FieldError(field, absl::StrCat("\"", value, "\" is not one of ",             \
+                                            Allowed({__VA_ARGS__})));                     \
+  } while (false)
+
+}  // namespace
+
+absl::StatusOr<RunConfig> ParseRunConfig(absl::string_view text, absl::string_view source_name) {
+  RunConfig config;
+  pb::TextFormat::Parser parser;
+  CollectingErrors errors(std::string(source_name), text);
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(std::string(text), &config)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid run config: ", errors.Joined()));
+  }
+  return config;
+}
+
+absl::Status ApplyOverride(absl::string_view assignment, RunConfig* config) {
+  const size_t eq = assignment.find('=');
+  if (eq == absl::string_view::npos || eq == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("override \"", assignment, "\" is not of the form a.b.c=value"));
+  }
+  const std::string path(absl::StripAsciiWhitespace(assignment.substr(0, eq)));
+  std::string value(absl::StripAsciiWhitespace(assignment.substr(eq + 1)));
+  std::vector<std::string> parts = absl::StrSplit(path, '.');
+  pb::Message* msg = config;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const pb::Descriptor* d = msg->GetDescriptor();
+    const pb::FieldDescriptor* f = d->FindFieldByName(parts[i]);
+    const std::string so_far = absl::StrJoin(parts.begin(), parts.begin() + i + 1, ".");
+    if (f == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "override \"", assignment, "\": unknown field `", so_far, "` (", d->full_name(),
+          " has: ", FieldNames(d), ")"));
+    }
+    const pb::Reflection* r = msg->GetReflection();
+    const bool last = i + 1 == parts.size();
+    if (!last) {
+      if (f->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE || f->is_repeated()) {
+        return absl::InvalidArgumentError(absl::StrCat("override \"", assignment, "\": `", so_far,
+                                                       "` is not a message"));
+      }
+      msg = r->MutableMessage(msg, f);
+      continue;
+    }
+    if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "override \"", assignment, "\": `", so_far, "` is a message; set one of its fields (",
+          FieldNames(f->message_type()), ")"));
+    }
+    // Bare strings are convenient on a command line; quote them for the text-format parser.
+    if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING &&
+        (value.empty() || (value.front() != '"' && value.front() != '\''))) {
+      std::string quoted = "\"";
+      for (char c : value) {
+        if (c == '"' || c == '\\') quoted.push_back('\\');
+        quoted.push_back(c);
+      }
+      value = quoted + "\"";
+    }
+    if (f->is_repeated()) r->ClearField(msg, f);
+    if (!pb::TextFormat::ParseFieldValueFromString(value, f, msg)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "override \"", assignment, "\": \"", assignment.substr(eq + 1),
+          "\" is not a valid value for `", path, "` (type ", f->type_name(), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ResolveDefaults(RunConfig* config) {
+  ModelConfig* m = config->mutable_model();
+  if (m->vocab_size() == 0) {
+    const std::string& tok = config->data().tokenizer();
+    if (tok == "gpt2") {
+      m->set_vocab_size(50257);
+    } else if (tok == "byte") {
+      m->set_vocab_size(257);
+    } else {
+      return FieldError("data.tokenizer", absl::StrCat("\"", tok,
+                                                       "\" is not one of \"gpt2\", \"byte\""));
+    }
+  }
+  if (m->ffn().hidden_dim() == 0) m->mutable_ffn()->set_hidden_dim(4 * m->d_model());
+  if (m->mixer().num_kv_heads() == 0) {
+    m->mutable_mixer()->set_num_kv_heads(m->mixer().num_heads());
+  }
+  // Touch every sub-message so the written config spells out all defaults.
+  config->mutable_optimizer();
+  config->mutable_train();
+  config->mutable_data();
+  config->mutable_task();
+  config->mutable_parallel();
+  config->mutable_checkpoint();
+  config->mutable_logging();
+  config->mutable_schedule();
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRunConfig(const RunConfig& c) {
+  const ModelConfig& m = c.model();
+  LOOM_CHECK_CHOICE(m.arch(), "model.arch", "transformer");
+  LOOM_CHECK_FIELD(m.vocab_size() >= 2 && m.vocab_size() <= 65536, "model.vocab_size",
+                   m.vocab_size(), " is out of range [2, 65536] (tokens are stored as uint16)");
+  LOOM_CHECK_FIELD(m.num_layers() >= 1 && m.num_layers() <= 1024, "model.num_layers",
+                   m.num_layers(), " is out of range [1, 1024]");
+  LOOM_CHECK_FIELD(m.d_model() >= 1 && m.d_model() <= 65536, "model.d_model", m.d_model(),
+                   " is out of range [1, 65536]");
+  LOOM_CHECK_CHOICE(m.mixer().type(), "model.mixer.type", "attention");
+  LOOM_CHECK_FIELD(m.mixer().num_heads() >= 1, "model.mixer.num_heads", m.mixer().num_heads(),
+                   " must be >= 1");
+  LOOM_CHECK_FIELD(m.d_model() % m.mixer().num_heads() == 0, "model.mixer.num_heads",
+                   "d_model ", m.d_model(), " is not divisible by num_heads ",
+                   m.mixer().num_heads());
+  LOOM_CHECK_FIELD((m.d_model() / m.mixer().num_heads()) % 2 == 0, "model.mixer.num_heads",
+                   "head dim ", m.d_model() / m.mixer().num_heads(), " must be even for RoPE");
+  const int kv = m.mixer().num_kv_heads() == 0 ? m.mixer().num_heads() : m.mixer().num_kv_heads();
+  LOOM_CHECK_FIELD(kv >= 1 && m.mixer().num_heads() % kv == 0, "model.mixer.num_kv_heads", kv,
+                   " must divide num_heads ", m.mixer().num_heads());
+  LOOM_CHECK_FIELD(kv == m.mixer().num_heads(), "model.mixer.num_kv_heads",
+                   "grouped-query attention is not implemented yet (issue: structured FFNs); "
+                   "set it equal to num_heads");
+  LOOM_CHECK_FIELD(m.mixer().rope_base() > 1, "model.mixer.rope_base", m.mixer().rope_base(),
+                   " must be > 1");
+  LOOM_CHECK_CHOICE(m.ffn().type(), "model.ffn.type", "dense");
+  LOOM_CHECK_FIELD(m.ffn().hidden_dim() >= 0, "model.ffn.hidden_dim", m.ffn().hidden_dim(),
+                   " must be >= 0 (0 means 4 * d_model)");
+  LOOM_CHECK_CHOICE(m.ffn().activation(), "model.ffn.activation", "gelu");
+  LOOM_CHECK_FIELD(m.init_std() > 0 && m.init_std() < 10, "model.init_std", m.init_std(),
+                   " is out of range (0, 10)");
+  LOOM_CHECK_FIELD(m.layer_norm_eps() > 0 && m.layer_norm_eps() < 1, "model.layer_norm_eps",
+                   m.layer_norm_eps(), " is out of range (0, 1)");
+  LOOM_CHECK_FIELD(m.tie_embeddings(), "model.tie_embeddings",
+                   "untied embeddings are not implemented yet");
+  LOOM_CHECK_CHOICE(m.dtype(), "model.dtype", "float32", "float64");
+
+  const OptimizerConfig& o = c.optimizer();
+  LOOM_CHECK_CHOICE(o.name(), "optimizer.name", "adamw");
+  LOOM_CHECK_FIELD(std::isfinite(o.lr()) && o.lr() > 0 && o.lr() < 10, "optimizer.lr", o.lr(),
+                   " is out of range (0, 10)");
+  LOOM_CHECK_FIELD(o.beta1() >= 0 && o.beta1() < 1, "optimizer.beta1", o.beta1(),
+                   " is out of range [0, 1)");
+  LOOM_CHECK_FIELD(o.beta2() >= 0 && o.beta2() < 1, "optimizer.beta2", o.beta2(),
+                   " is out of range [0, 1)");
+  LOOM_CHECK_FIELD(o.eps() > 0, "optimizer.eps", o.eps(), " must be > 0");
+  LOOM_CHECK_FIELD(o.weight_decay() >= 0 && o.weight_decay() < 10, "optimizer.weight_decay",
+                   o.weight_decay(), " is out of range [0, 10)");
+  LOOM_CHECK_FIELD(o.grad_clip() >= 0, "optimizer.grad_clip", o.grad_clip(),
+                   " must be >= 0 (0 disables clipping)");
+  LOOM_CHECK_FIELD(o.warmup_fraction() >= 0 && o.warmup_fraction() < 1,
+                   "optimizer.warmup_fraction", o.warmup_fraction(), " is out of range [0, 1)");
+  LOOM_CHECK_FIELD(o.min_lr_ratio() >= 0 && o.min_lr_ratio() <= 1, "optimizer.min_lr_ratio",
+                   o.min_lr_ratio(), " is out of range [0, 1]");
+  LOOM_CHECK_CHOICE(o.lr_schedule(), "optimizer.lr_schedule", "cosine", "constant");
+
+  const TrainConfig& t = c.train();
+  LOOM_CHECK_FIELD(t.max_steps() >= 1, "train.max_steps", t.max_steps(), " must be >= 1");
+  LOOM_CHECK_FIELD(t.seq_len() >= 1 && t.seq_len() <= (1 << 20), "train.seq_len", t.seq_len(),
+                   " is out of range [1, 1048576]");
+  LOOM_CHECK_FIELD(t.micro_batch_size() >= 1, "train.micro_batch_size", t.micro_batch_size(),
+                   " must be >= 1");
+  LOOM_CHECK_FIELD(t.global_batch_size() >= 1, "train.global_batch_size",
+                   t.global_batch_size(), " must be >= 1");
+  LOOM_CHECK_FIELD(t.global_batch_size() % t.micro_batch_size() == 0, "train.global_batch_size",
+                   t.global_batch_size(), " is not a multiple of train.micro_batch_size ",
+                   t.micro_batch_size());
+  LOOM_CHECK_FIELD(t.log_every() >= 1, "train.log_every", t.log_every(), " must be >= 1");
+  LOOM_CHECK_FIELD(t.eval_every() >= 0, "train.eval_every", t.eval_every(),
+                   " must be >= 0 (0 disables periodic evaluation)");
+  LOOM_CHECK_FIELD(t.eval_batches() >= 0, "train.eval_batches", t.eval_batches(),
+                   " must be >= 0 (0 means the whole validation split)");
+  LOOM_CHECK_FIELD(t.num_threads() >= 0 && t.num_threads() <= 1024, "train.num_threads",
+                   t.num_threads(), " is out of range [0, 1024]");
+  LOOM_CHECK_FIELD(t.seed() >= 0, "train.seed", t.seed(), " must be >= 0");
+
+  const DataConfig& d = c.data();
+  LOOM_CHECK_FIELD(!d.train_shards().empty(), "data.train_shards",
+                   "is empty; give a glob of token shards (see //tools:tokenize)");
+  LOOM_CHECK_CHOICE(d.tokenizer(), "data.tokenizer", "gpt2", "byte");
+  LOOM_CHECK_CHOICE(c.task().type(), "task.type", "lm");
+  LOOM_CHECK_FIELD(c.parallel().expected_world_size() >= 0, "parallel.expected_world_size",
+                   c.parallel().expected_world_size(), " must be >= 0");
+  LOOM_CHECK_FIELD(c.checkpoint().every_steps() >= 0, "checkpoint.every_steps",
+                   c.checkpoint().every_steps(), " must be >= 0");
+  LOOM_CHECK_FIELD(c.checkpoint().every_steps() == 0, "checkpoint.every_steps",
+                   "checkpointing is not implemented yet (checkpoint issue); leave it at 0");
+  LOOM_CHECK_FIELD(c.checkpoint().keep_last() >= 1, "checkpoint.keep_last",
+                   c.checkpoint().keep_last(), " must be >= 1");
+  LOOM_CHECK_CHOICE(c.logging().progress(), "logging.progress", "auto", "tty", "plain", "none");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RunConfig> LoadRunConfig(const std::string& path,
+                                        const std::vector<std::string>& overrides) {
+  RunConfig config;
+  if (!path.empty()) {
+    LOOM_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+    LOOM_ASSIGN_OR_RETURN(config, ParseRunConfig(text, path));
+  }
+  for (const std::string& o : overrides) LOOM_RETURN_IF_ERROR(ApplyOverride(o, &config));
+  LOOM_RETURN_IF_ERROR(ResolveDefaults(&config));
+  absl::Status valid = ValidateRunConfig(config);
+  if (!valid.ok() && !path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", valid.message()));
+  }
+  LOOM_RETURN_IF_ERROR(valid);
+  return config;
+}
+
+std::string RunConfigToText(const RunConfig& config) {
+  // Set every scalar to its current value so defaults are printed explicitly.
+  RunConfig full = config;
+  std::function<void(pb::Message*)> fill = [&](pb::Message* msg) {
+    const pb::Reflection* r = msg->GetReflection();
+    const pb::Descriptor* d = msg->GetDescriptor();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const pb::FieldDescriptor* f = d->field(i);
+      if (f->is_repeated()) continue;
+      if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+        fill(r->MutableMessage(msg, f));
+        continue;
+      }
+      if (r->HasField(*msg, f)) continue;
+      switch (f->cpp_type()) {
+        case pb::FieldDescriptor::CPPTYPE_INT32: r->SetInt32(msg, f, r->GetInt32(*msg, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_INT64: r->SetInt64(msg, f, r->GetInt64(*msg, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_UINT32: r->SetUInt32(msg, f, r->GetUInt32(*msg, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_UINT64: r->SetUInt64(msg, f, r->GetUInt64(*msg, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_DOUBLE: r->SetDouble(msg, f, r->GetDouble(*msg, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_FLOAT: r->SetFloat(msg, f, r->GetFloat(*msg, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_BOOL: r->SetBool(msg, f, r->GetBool(*msg, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_STRING: r->SetString(msg, f, r->GetString(*msg, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_ENUM: r->SetEnum(msg, f, r->GetEnum(*msg, f)); break;
+        default: break;
+      }
+    }
+  };
+  fill(&full);
+  std::string out;
+  pb::TextFormat::Printer printer;
+  printer.PrintToString(full, &out);
+  return out;
+}
+
+}  // namespace loom

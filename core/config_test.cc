@@ -1,0 +1,136 @@
+#include "core/config.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace loom {
+namespace {
+
+using ::testing::HasSubstr;
+
+RunConfig Valid() {
+  RunConfig c;
+  c.mutable_data()->set_train_shards("/tmp/train_*.bin");
+  EXPECT_TRUE(ResolveDefaults(&c).ok());
+  return c;
+}
+
+TEST(ConfigTest, DefaultsWithShardsAreValidAndResolved) {
+  RunConfig c = Valid();
+  EXPECT_TRUE(ValidateRunConfig(c).ok()) << ValidateRunConfig(c);
+  EXPECT_EQ(c.model().vocab_size(), 50257);
+  EXPECT_EQ(c.model().ffn().hidden_dim(), 4 * c.model().d_model());
+  EXPECT_EQ(c.model().mixer().num_kv_heads(), c.model().mixer().num_heads());
+}
+
+TEST(ConfigTest, ParsesTextProto) {
+  auto c = ParseRunConfig(R"pb(
+    name: "t"
+    model { d_model: 64 num_layers: 2 mixer { num_heads: 2 } }
+    train { max_steps: 7 seq_len: 32 global_batch_size: 4 micro_batch_size: 2 }
+    optimizer { lr: 1e-3 warmup_fraction: 0.2 min_lr_ratio: 0.1 }
+    data { train_shards: "a/*.bin" val_shards: "b/*.bin" tokenizer: "byte" }
+  )pb");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->model().d_model(), 64);
+  EXPECT_EQ(c->train().max_steps(), 7);
+  EXPECT_EQ(c->data().tokenizer(), "byte");
+}
+
+TEST(ConfigTest, UnknownFieldIsNamedWithLocation) {
+  auto c = ParseRunConfig("train {\n  max_stepz: 3\n}\n", "my.textproto");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("my.textproto:2"));
+  EXPECT_THAT(c.status().message(), HasSubstr("max_stepz"));
+}
+
+TEST(ConfigTest, WrongTypeIsRejected) {
+  auto c = ParseRunConfig("train { max_steps: \"many\" }", "x.textproto");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("max_steps"));
+  auto d = ParseRunConfig("optimizer { lr: abc }", "y.textproto");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), HasSubstr("y.textproto:1"));
+}
+
+TEST(ConfigTest, OverridesSetNestedFields) {
+  RunConfig c = Valid();
+  ASSERT_TRUE(ApplyOverride("train.max_steps=42", &c).ok());
+  ASSERT_TRUE(ApplyOverride("optimizer.lr = 3e-4", &c).ok());
+  ASSERT_TRUE(ApplyOverride("data.val_shards=some/dir/val_*.bin", &c).ok());
+  ASSERT_TRUE(ApplyOverride("model.mixer.num_heads=8", &c).ok());
+  ASSERT_TRUE(ApplyOverride("model.tie_embeddings=true", &c).ok());
+  EXPECT_EQ(c.train().max_steps(), 42);
+  EXPECT_DOUBLE_EQ(c.optimizer().lr(), 3e-4);
+  EXPECT_EQ(c.data().val_shards(), "some/dir/val_*.bin");
+  EXPECT_EQ(c.model().mixer().num_heads(), 8);
+}
+
+TEST(ConfigTest, BadOverridesNameTheField) {
+  RunConfig c = Valid();
+  auto s = ApplyOverride("train.max_stepz=1", &c);
+  EXPECT_THAT(s.message(), HasSubstr("train.max_stepz"));
+  EXPECT_THAT(s.message(), HasSubstr("max_steps"));  // lists what exists
+  s = ApplyOverride("train.max_steps=lots", &c);
+  EXPECT_THAT(s.message(), HasSubstr("train.max_steps"));
+  s = ApplyOverride("train=3", &c);
+  EXPECT_THAT(s.message(), HasSubstr("is a message"));
+  s = ApplyOverride("no_equals_sign", &c);
+  EXPECT_FALSE(s.ok());
+  s = ApplyOverride("train.seq_len=99999999999999", &c);
+  EXPECT_FALSE(s.ok());
+}
+
+struct BadValue {
+  const char* override_text;
+  const char* field;
+};
+
+class ValidationTest : public ::testing::TestWithParam<BadValue> {};
+
+TEST_P(ValidationTest, OutOfRangeValueIsRejectedNamingTheField) {
+  RunConfig c = Valid();
+  ASSERT_TRUE(ApplyOverride(GetParam().override_text, &c).ok());
+  absl::Status s = ValidateRunConfig(c);
+  ASSERT_FALSE(s.ok()) << GetParam().override_text;
+  EXPECT_THAT(s.message(), HasSubstr(GetParam().field));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BadValues, ValidationTest,
+    ::testing::Values(BadValue{"optimizer.lr=-1", "optimizer.lr"},
+                      BadValue{"optimizer.lr=0", "optimizer.lr"},
+                      BadValue{"optimizer.beta2=1.0", "optimizer.beta2"},
+                      BadValue{"optimizer.warmup_fraction=1.5", "optimizer.warmup_fraction"},
+                      BadValue{"optimizer.min_lr_ratio=2", "optimizer.min_lr_ratio"},
+                      BadValue{"optimizer.grad_clip=-0.5", "optimizer.grad_clip"},
+                      BadValue{"optimizer.lr_schedule=linear-ish", "optimizer.lr_schedule"},
+                      BadValue{"train.max_steps=0", "train.max_steps"},
+                      BadValue{"train.seq_len=0", "train.seq_len"},
+                      BadValue{"train.micro_batch_size=3", "train.global_batch_size"},
+                      BadValue{"train.log_every=0", "train.log_every"},
+                      BadValue{"model.d_model=250", "model.mixer.num_heads"},
+                      BadValue{"model.mixer.type=mamba", "model.mixer.type"},
+                      BadValue{"model.ffn.type=lowrank", "model.ffn.type"},
+                      BadValue{"model.dtype=float16", "model.dtype"},
+                      BadValue{"model.vocab_size=70000", "model.vocab_size"},
+                      BadValue{"data.train_shards=", "data.train_shards"},
+                      BadValue{"data.tokenizer=sentencepiece", "data.tokenizer"},
+                      BadValue{"checkpoint.every_steps=100", "checkpoint.every_steps"},
+                      BadValue{"logging.progress=fancy", "logging.progress"}));
+
+TEST(ConfigTest, ToTextRoundTripsWithAllDefaultsSpelledOut) {
+  RunConfig c = Valid();
+  std::string text = RunConfigToText(c);
+  EXPECT_THAT(text, HasSubstr("warmup_fraction: 0.1"));
+  EXPECT_THAT(text, HasSubstr("seq_len: 256"));
+  auto back = ParseRunConfig(text);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->SerializeAsString(), ParseRunConfig(RunConfigToText(*back))->SerializeAsString());
+  EXPECT_EQ(back->train().seq_len(), c.train().seq_len());
+}
+
+}  // namespace
+}  // namespace loom
