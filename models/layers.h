@@ -1,0 +1,56 @@
+// Small building blocks shared by Loom's models: Linear and LayerNorm with the reference's
+// parameter names (`weight`, `bias`) and init (N(0, init_std^2) weights, zero biases, LayerNorm
+// (1, 0)), and rotary position embeddings (RoPE, rotate-half, applied over the full head dim).
+#ifndef LOOM_MODELS_LAYERS_H_
+#define LOOM_MODELS_LAYERS_H_
+
+#include <torch/nn/module.h>
+
+#include <cstdint>
+
+namespace loom::models {
+
+// y = x W^T (+ b). Weight (out, in) as in PyTorch.
+class LinearLayer : public torch::nn::Module {
+ public:
+  LinearLayer(int64_t in_features, int64_t out_features, bool bias, double init_std,
+              at::ScalarType dtype);
+  at::Tensor Forward(const at::Tensor& x) const;
+  // Without the bias (the caller fuses it into the next op).
+  at::Tensor ForwardNoBias(const at::Tensor& x) const;
+
+  at::Tensor weight;
+  at::Tensor bias;  // undefined when bias == false
+};
+
+class LayerNormLayer : public torch::nn::Module {
+ public:
+  LayerNormLayer(int64_t dim, double eps, at::ScalarType dtype);
+  at::Tensor Forward(const at::Tensor& x) const;
+
+  at::Tensor weight;
+  at::Tensor bias;
+
+ private:
+  int64_t dim_;
+  double eps_;
+};
+
+// Applies RoPE to q or k shaped (batch, heads, seq, head_dim); position t uses angle
+// t * base^(-2i/head_dim) for the pair (i, i + head_dim/2).
+class RotaryEmbedding {
+ public:
+  RotaryEmbedding(int64_t head_dim, double base);
+  at::Tensor Apply(const at::Tensor& x);
+
+ private:
+  void Ensure(int64_t seq_len, at::ScalarType dtype, at::Device device);
+  int64_t head_dim_;
+  double base_;
+  at::Tensor cos_;  // (seq, head_dim)
+  at::Tensor sin_;
+};
+
+}  // namespace loom::models
+
+#endif  // LOOM_MODELS_LAYERS_H_
