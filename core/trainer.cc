@@ -1,0 +1,257 @@
+#include "core/trainer.h"
+
+#include <ATen/Functions.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/config.h"
+#include "core/file_io.h"
+#include "core/flops.h"
+#include "core/json.h"
+#include "core/lr_schedule.h"
+#include "core/progress.h"
+#include "core/status_macros.h"
+#include "data/lm_loader.h"
+#include "models/registry.h"
+
+namespace loom {
+
+struct Trainer::State {
+  RunConfig config;
+  std::string run_dir;
+  std::string metrics_path;
+  std::shared_ptr<models::TransformerLm> model;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<data::LmDataset> train_data;
+  std::unique_ptr<data::LmDataset> val_data;
+  std::unique_ptr<data::LmBatchLoader> train_loader;
+  std::unique_ptr<data::LmBatchLoader> val_loader;
+  double peak_flops = 0;
+};
+
+namespace {
+
+std::string HumanCount(double v) {
+  if (v >= 1e12) return absl::StrFormat("%.2fT", v / 1e12);
+  if (v >= 1e9) return absl::StrFormat("%.2fG", v / 1e9);
+  if (v >= 1e6) return absl::StrFormat("%.2fM", v / 1e6);
+  if (v >= 1e3) return absl::StrFormat("%.1fk", v / 1e3);
+  return absl::StrFormat("%.0f", v);
+}
+
+double GradNormAndClip(const std::vector<at::Tensor>& params, double max_norm) {
+  std::vector<at::Tensor> norms;
+  for (const auto& p : params) {
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2, {}, false, at::kDouble));
+  }
+  if (norms.empty()) return 0;
+  const double total = at::stack(norms).norm().item<double>();
+  if (max_norm > 0 && total > max_norm) {
+    const double scale = max_norm / (total + 1e-6);
+    for (const auto& p : params) {
+      if (p.grad().defined()) p.grad().mul_(scale);
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Trainer::~Trainer() = default;
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config_in,
+                                                         const std::string& run_dir) {
+  auto s = std::make_unique<State>();
+  s->config = config_in;
+  LOOM_RETURN_IF_ERROR(ResolveDefaults(&s->config));
+  LOOM_RETURN_IF_ERROR(ValidateRunConfig(s->config));
+  const RunConfig& c = s->config;
+  s->run_dir = run_dir;
+  LOOM_RETURN_IF_ERROR(MakeDirs(run_dir));
+  s->metrics_path = run_dir + "/metrics.jsonl";
+  if (FileExists(s->metrics_path)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        run_dir, " already holds a run (metrics.jsonl exists) and resuming is not implemented "
+                 "yet; choose another --run_dir or remove it"));
+  }
+  LOOM_RETURN_IF_ERROR(WriteFileAtomically(run_dir + "/config.textproto", RunConfigToText(c)));
+
+  const int threads = c.train().num_threads() > 0
+                          ? c.train().num_threads()
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+
+  LOOM_ASSIGN_OR_RETURN(s->train_data, data::LmDataset::Open(c.data().train_shards(),
+                                                             c.train().seq_len(),
+                                                             c.model().vocab_size()));
+  if (!c.data().val_shards().empty()) {
+    LOOM_ASSIGN_OR_RETURN(s->val_data, data::LmDataset::Open(c.data().val_shards(),
+                                                             c.train().seq_len(),
+                                                             c.model().vocab_size()));
+  }
+  try {
+    s->train_loader = std::make_unique<data::LmBatchLoader>(
+        s->train_data.get(), c.train().global_batch_size(), c.train().micro_batch_size(), 0, 1);
+    if (s->val_data) {
+      s->val_loader = std::make_unique<data::LmBatchLoader>(
+          s->val_data.get(), c.train().micro_batch_size(), c.train().micro_batch_size(), 0, 1);
+    }
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(e.what_without_backtrace());
+  }
+  LOOM_ASSIGN_OR_RETURN(s->model, models::BuildLanguageModel(c.model(), c.train().seed()));
+  // Weight decay on every parameter, as the reference (one param group).
+  s->optimizer = std::make_unique<torch::optim::AdamW>(
+      s->model->parameters(), torch::optim::AdamWOptions(c.optimizer().lr())
+                                  .betas({c.optimizer().beta1(), c.optimizer().beta2()})
+                                  .eps(c.optimizer().eps())
+                                  .weight_decay(c.optimizer().weight_decay()));
+  s->peak_flops = MeasureCpuMatmulPeak(threads);
+  return std::unique_ptr<Trainer>(new Trainer(std::move(s)));
+}
+
+absl::StatusOr<TrainResult> Trainer::Run() {
+  State& s = *state_;
+  const RunConfig& c = s.config;
+  const TrainConfig& t = c.train();
+  const int64_t tokens_per_step = int64_t{t.global_batch_size()} * t.seq_len();
+  const double flops_per_step = TrainingFlops(c.model(), t.seq_len(), tokens_per_step);
+  LrSchedule schedule = LrSchedule::FromConfig(c.optimizer(), t.max_steps());
+  ProgressReporter progress(ProgressReporter::ModeFromName(c.logging().progress()),
+                            t.max_steps());
+  TrainResult result;
+  result.num_parameters = s.model->NumParameters();
+  result.initial_val_loss = std::numeric_limits<double>::quiet_NaN();
+  result.final_val_loss = std::numeric_limits<double>::quiet_NaN();
+
+  progress.Line(absl::StrFormat(
+      "loom: run \"%s\" | %s parameters | %d layers, d_model %d, vocab %d | seq %d, batch %d "
+      "(micro %d) = %s tokens/step | %d steps | %s train tokens, %s val tokens | %d threads, "
+      "CPU matmul peak %.0f GFLOP/s",
+      c.name(), HumanCount(result.num_parameters), c.model().num_layers(), c.model().d_model(),
+      c.model().vocab_size(), t.seq_len(), t.global_batch_size(), t.micro_batch_size(),
+      HumanCount(tokens_per_step), t.max_steps(), HumanCount(s.train_data->num_tokens()),
+      s.val_data ? HumanCount(s.val_data->num_tokens()) : "no", at::get_num_threads(),
+      s.peak_flops / 1e9));
+
+  auto evaluate = [&]() -> double {
+    if (!s.val_loader) return std::numeric_limits<double>::quiet_NaN();
+    at::NoGradGuard no_grad;
+    s.model->eval();
+    const int64_t n = s.val_loader->NumEvalBatches(t.eval_batches());
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      data::LmBatch b = s.val_loader->GetEval(i);
+      sum += s.model->Loss(b.inputs, b.targets).item<double>();
+    }
+    s.model->train();
+    return sum / static_cast<double>(n);
+  };
+  auto log_eval = [&](int64_t step, double val_loss) -> absl::Status {
+    Json rec = Json::MakeObject();
+    rec["step"] = step;
+    rec["tokens"] = step * tokens_per_step;
+    rec["val_loss"] = val_loss;
+    rec["val_ppl"] = std::exp(val_loss);
+    LOOM_RETURN_IF_ERROR(AppendLine(s.metrics_path, rec.Dump()));
+    progress.Line(absl::StrFormat("eval  step %d: val_loss %.4f, val_ppl %.2f", step, val_loss,
+                                  std::exp(val_loss)));
+    return absl::OkStatus();
+  };
+
+  const auto run_start = std::chrono::steady_clock::now();
+  double train_seconds = 0;
+  if (s.val_loader) {
+    result.initial_val_loss = evaluate();
+    LOOM_RETURN_IF_ERROR(log_eval(0, result.initial_val_loss));
+  }
+
+  std::vector<at::Tensor> params = s.model->parameters();
+  const int64_t accum = s.train_loader->micro_batches_per_step();
+  double interval_loss = 0;
+  int64_t interval_steps = 0;
+  double interval_seconds = 0;
+  for (int64_t step = 0; step < t.max_steps(); ++step) {
+    const auto step_start = std::chrono::steady_clock::now();
+    const double lr = schedule.At(step);
+    for (auto& group : s.optimizer->param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    }
+    s.optimizer->zero_grad();
+    double step_loss = 0;
+    for (int64_t m = 0; m < accum; ++m) {
+      data::LmBatch b = s.train_loader->Get(step, m);
+      at::Tensor loss = s.model->Loss(b.inputs, b.targets);
+      (loss / static_cast<double>(accum)).backward();
+      step_loss += loss.item<double>() / static_cast<double>(accum);
+    }
+    const double grad_norm = GradNormAndClip(params, c.optimizer().grad_clip());
+    if (!std::isfinite(step_loss) || !std::isfinite(grad_norm)) {
+      progress.Finish();
+      return absl::InternalError(absl::StrFormat(
+          "non-finite %s at step %d (loss %g, grad_norm %g); stopping before the optimizer "
+          "step. Lower optimizer.lr or check the data.",
+          std::isfinite(step_loss) ? "gradient norm" : "loss", step, step_loss, grad_norm));
+    }
+    s.optimizer->step();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+    train_seconds += secs;
+    if (step == 0) result.first_train_loss = step_loss;
+    interval_loss += step_loss;
+    interval_steps += 1;
+    interval_seconds += secs;
+    const int64_t done = step + 1;
+    const double tok_s = static_cast<double>(interval_steps * tokens_per_step) / interval_seconds;
+    const bool log_now = done % t.log_every() == 0 || done == t.max_steps();
+    progress.Step(done,
+                  absl::StrFormat("loss %.4f ppl %.1f | lr %.2e | %s tok/s", step_loss,
+                                  std::exp(step_loss), lr, HumanCount(tok_s)),
+                  log_now);
+    if (log_now) {
+      const double mean_loss = interval_loss / static_cast<double>(interval_steps);
+      Json rec = Json::MakeObject();
+      rec["step"] = done;
+      rec["tokens"] = done * tokens_per_step;
+      rec["loss"] = mean_loss;
+      rec["lr"] = lr;
+      rec["grad_norm"] = grad_norm;
+      rec["alpha"] = Json();  // no self-guided layers in this model
+      rec["tokens_per_s"] = tok_s;
+      rec["flops"] = flops_per_step * static_cast<double>(done);
+      rec["mfu"] = s.peak_flops > 0 ? flops_per_step * interval_steps / interval_seconds /
+                                          s.peak_flops
+                                    : 0.0;
+      LOOM_RETURN_IF_ERROR(AppendLine(s.metrics_path, rec.Dump()));
+      result.final_train_loss = mean_loss;
+      interval_loss = 0;
+      interval_steps = 0;
+      interval_seconds = 0;
+    }
+    const bool last = done == t.max_steps();
+    if (s.val_loader && ((t.eval_every() > 0 && done % t.eval_every() == 0) || last)) {
+      const double v = evaluate();
+      result.final_val_loss = v;
+      LOOM_RETURN_IF_ERROR(log_eval(done, v));
+    }
+  }
+  progress.Finish();
+  result.steps = t.max_steps();
+  result.tokens = t.max_steps() * tokens_per_step;
+  result.tokens_per_s = static_cast<double>(result.tokens) / train_seconds;
+  result.total_flops = flops_per_step * static_cast<double>(t.max_steps());
+  result.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+  return result;
+}
+
+}  // namespace loom

@@ -1,0 +1,114 @@
+// `train`: trains the model a run config describes.
+//
+//   train --config=launch/configs/lm/tiny.textproto [--set=a.b.c=value]... [--run_dir=DIR]
+//
+// --set may be repeated; values may contain commas. Without --run_dir the run goes to
+// runs/<name>-<date>-<time>. Errors are printed as one message and exit non-zero.
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/config.h"
+#include "core/malloc_tuning.h"
+#include "core/trainer.h"
+
+ABSL_FLAG(std::string, config, "", "Run config (text proto), e.g. launch/configs/lm/tiny.textproto");
+ABSL_FLAG(std::string, run_dir, "",
+          "Run directory (config.textproto, metrics.jsonl); default runs/<name>-<date>-<time>");
+
+namespace {
+
+// Pulls every --set=X / --set X out of argv: absl's list flags split on commas, which shard
+// globs and strings legitimately contain.
+std::vector<std::string> ExtractOverrides(int* argc, char** argv, absl::Status* error) {
+  std::vector<std::string> overrides;
+  int out = 1;
+  for (int i = 1; i < *argc; ++i) {
+    const std::string arg = argv[i];
+    if (absl::StartsWith(arg, "--set=")) {
+      overrides.push_back(arg.substr(6));
+    } else if (arg == "--set") {
+      if (i + 1 >= *argc) {
+        *error = absl::InvalidArgumentError("--set needs a value a.b.c=value");
+        break;
+      }
+      overrides.push_back(argv[++i]);
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  *argc = out;
+  return overrides;
+}
+
+std::string DefaultRunDir(const std::string& name) {
+  std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", std::localtime(&now));
+  return absl::StrCat("runs/", name, "-", buf);
+}
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "train: error: %s\n", std::string(status.message()).c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  loom::ConfigureAllocatorForTraining();
+  absl::SetProgramUsageMessage(
+      "trains a model: train --config=FILE [--set=a.b.c=value]... [--run_dir=DIR]");
+  absl::Status error;
+  std::vector<std::string> overrides = ExtractOverrides(&argc, argv, &error);
+  if (!error.ok()) return Fail(error);
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument \"", rest[1], "\" (flags are --config, --set, --run_dir)")));
+  }
+  const std::string config_path = absl::GetFlag(FLAGS_config);
+  if (config_path.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "--config is required, e.g. --config=launch/configs/lm/tiny.textproto"));
+  }
+  absl::StatusOr<loom::RunConfig> config = loom::LoadRunConfig(config_path, overrides);
+  if (!config.ok()) return Fail(config.status());
+  std::string run_dir = absl::GetFlag(FLAGS_run_dir);
+  if (run_dir.empty()) run_dir = DefaultRunDir(config->name());
+
+  try {
+    auto trainer = loom::Trainer::Create(*config, run_dir);
+    if (!trainer.ok()) return Fail(trainer.status());
+    auto result = (*trainer)->Run();
+    if (!result.ok()) return Fail(result.status());
+    const auto& r = *result;
+    std::printf(
+        "done: %lld steps, %lld tokens in %.1f s (%.0f tokens/s while training)\n"
+        "  train loss %.4f -> %.4f (ppl %.1f)\n",
+        static_cast<long long>(r.steps), static_cast<long long>(r.tokens), r.wall_seconds,
+        r.tokens_per_s, r.first_train_loss, r.final_train_loss, std::exp(r.final_train_loss));
+    if (!std::isnan(r.final_val_loss)) {
+      std::printf("  val loss   %.4f -> %.4f (ppl %.1f -> %.1f)\n", r.initial_val_loss,
+                  r.final_val_loss, std::exp(r.initial_val_loss), std::exp(r.final_val_loss));
+    }
+    std::printf("  %.3g training FLOPs | run directory: %s\n", r.total_flops, run_dir.c_str());
+  } catch (const c10::Error& e) {
+    return Fail(absl::InternalError(e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return Fail(absl::InternalError(e.what()));
+  }
+  return 0;
+}
