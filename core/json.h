@@ -18,6 +18,7 @@
 #ifndef LOOM_CORE_JSON_H_
 #define LOOM_CORE_JSON_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>

@@ -100,7 +100,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
   }
   try {
     s->train_loader = std::make_unique<data::LmBatchLoader>(
-        s->train_data.get(), c.train().global_batch_size(), c.train().micro_batch_size(), 0, 1);
+        s->train_data.get(), c.train().global_batch_size(), c.train().micro_batch_size(), 0, 1,
+        c.data().shuffle(), static_cast<uint64_t>(c.train().seed()));
     if (s->val_data) {
       s->val_loader = std::make_unique<data::LmBatchLoader>(
           s->val_data.get(), c.train().micro_batch_size(), c.train().micro_batch_size(), 0, 1);

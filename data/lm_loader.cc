@@ -63,9 +63,48 @@ void LmDataset::FillRow(int64_t row, int64_t* inputs, int64_t* targets) const {
   }
 }
 
+namespace {
+
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+RowPermutation::RowPermutation(int64_t n, uint64_t key) : n_(n), key_(SplitMix64(key)) {
+  int bits = 2;
+  while ((int64_t{1} << bits) < n) ++bits;
+  if (bits % 2 == 1) ++bits;
+  half_bits_ = bits / 2;
+  mask_ = (uint64_t{1} << half_bits_) - 1;
+}
+
+uint64_t RowPermutation::Encrypt(uint64_t x) const {
+  uint64_t left = x >> half_bits_, right = x & mask_;
+  for (uint64_t round = 0; round < 4; ++round) {
+    const uint64_t f = SplitMix64(key_ ^ (round << 56) ^ right) & mask_;
+    const uint64_t next = left ^ f;
+    left = right;
+    right = next;
+  }
+  return (left << half_bits_) | right;
+}
+
+int64_t RowPermutation::operator()(int64_t i) const {
+  uint64_t y = Encrypt(static_cast<uint64_t>(i));
+  // The domain is < 4n, so this takes fewer than 4 rounds on average.
+  while (y >= static_cast<uint64_t>(n_)) y = Encrypt(y);
+  return static_cast<int64_t>(y);
+}
+
 LmBatchLoader::LmBatchLoader(const LmDataset* dataset, int64_t global_batch, int64_t micro_batch,
-                             int rank, int world_size)
+                             int rank, int world_size, bool shuffle, uint64_t seed)
     : dataset_(dataset),
+      shuffle_(shuffle),
+      seed_(seed),
       global_batch_(global_batch),
       micro_batch_(micro_batch),
       rank_(rank),
@@ -77,7 +116,16 @@ LmBatchLoader::LmBatchLoader(const LmDataset* dataset, int64_t global_batch, int
   micro_per_step_ = global_batch / (micro_batch * world_size);
 }
 
-LmBatch LmBatchLoader::Rows(int64_t first_row, int64_t count) const {
+int64_t LmBatchLoader::RowAt(int64_t position) const {
+  const int64_t rows = dataset_->num_rows();
+  const int64_t within = position % rows;
+  if (!shuffle_) return within;
+  const int64_t epoch = position / rows;
+  // Building the permutation is a few arithmetic operations; no need to cache it.
+  return RowPermutation(rows, seed_ * 0x100000001b3ULL + static_cast<uint64_t>(epoch))(within);
+}
+
+LmBatch LmBatchLoader::Rows(int64_t first_position, int64_t count, bool shuffled) const {
   const int64_t t = dataset_->seq_len();
   LmBatch b;
   b.inputs = at::empty({count, t}, at::kLong);
@@ -85,7 +133,9 @@ LmBatch LmBatchLoader::Rows(int64_t first_row, int64_t count) const {
   int64_t* in = b.inputs.mutable_data_ptr<int64_t>();
   int64_t* tg = b.targets.mutable_data_ptr<int64_t>();
   for (int64_t i = 0; i < count; ++i) {
-    dataset_->FillRow((first_row + i) % dataset_->num_rows(), in + i * t, tg + i * t);
+    const int64_t position = first_position + i;
+    const int64_t row = shuffled ? RowAt(position) : position % dataset_->num_rows();
+    dataset_->FillRow(row, in + i * t, tg + i * t);
   }
   return b;
 }
@@ -94,7 +144,7 @@ LmBatch LmBatchLoader::Get(int64_t step, int64_t micro_index) const {
   const int64_t per_rank = global_batch_ / world_size_;
   const int64_t first =
       step * global_batch_ + rank_ * per_rank + micro_index * micro_batch_;
-  return Rows(first, micro_batch_);
+  return Rows(first, micro_batch_, shuffle_);
 }
 
 int64_t LmBatchLoader::NumEvalBatches(int64_t requested) const {
@@ -104,7 +154,8 @@ int64_t LmBatchLoader::NumEvalBatches(int64_t requested) const {
 }
 
 LmBatch LmBatchLoader::GetEval(int64_t index) const {
-  return Rows(index * micro_batch_, std::min(micro_batch_, dataset_->num_rows()));
+  return Rows(index * micro_batch_, std::min(micro_batch_, dataset_->num_rows()),
+              /*shuffled=*/false);
 }
 
 }  // namespace loom::data

@@ -23,6 +23,7 @@
 #include "core/config.h"
 #include "core/malloc_tuning.h"
 #include "core/trainer.h"
+#include "parallel/world.h"
 
 ABSL_FLAG(std::string, config, "", "Run config (text proto), e.g. launch/configs/lm/tiny.textproto");
 ABSL_FLAG(std::string, run_dir, "",
@@ -86,6 +87,15 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<loom::RunConfig> config = loom::LoadRunConfig(config_path, overrides);
   if (!config.ok()) return Fail(config.status());
+  // Until gradients are synchronised, N ranks would train N unrelated models into one run
+  // directory: refuse instead.
+  absl::StatusOr<loom::parallel::WorldInfo> world = loom::parallel::DiscoverWorld();
+  if (!world.ok()) return Fail(world.status());
+  if (world->world_size > 1) {
+    return Fail(absl::UnimplementedError(absl::StrCat(
+        "started as rank ", world->rank, " of ", world->world_size, " (", world->source,
+        "), but data-parallel training is not implemented yet; run a single process")));
+  }
   std::string run_dir = absl::GetFlag(FLAGS_run_dir);
   if (run_dir.empty()) run_dir = DefaultRunDir(config->name());
 

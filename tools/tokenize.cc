@@ -4,8 +4,8 @@
 //
 // Every input file is one document, followed by the end-of-text token. Files
 // are read in sorted path order, so the output is deterministic. The last
-// --val_fraction of the concatenated tokens (at least one 1025-token row when
-// the corpus has room for it) becomes DIR/val_000000.bin, the rest
+// --val_fraction of every document goes to DIR/val_000000.bin (so validation
+// covers every document, not just the last one), the rest to
 // DIR/train_NNNNNN.bin with at most --shard_tokens tokens each. DIR/tokenizer.txt
 // names the tokenizer. See data/token_shard.h for the shard format.
 #include <algorithm>
@@ -34,16 +34,13 @@ ABSL_FLAG(std::string, input, "",
           "Comma-separated text files or glob patterns; one file = one document.");
 ABSL_FLAG(std::string, out_dir, "", "Directory for the shards (created).");
 ABSL_FLAG(double, val_fraction, 0.01,
-          "Fraction of the token stream (taken from its end) for validation.");
+          "Fraction of every document (taken from its end) held out for validation.");
 ABSL_FLAG(int64_t, shard_tokens, 100000000, "Maximum tokens per shard file.");
 ABSL_FLAG(std::string, vocab_dir, "",
           "Tokenizer vocabulary directory (default: the bundled one).");
 
 namespace loom {
 namespace {
-
-// One row of a 1024-token context plus its shifted target.
-constexpr int64_t kMinValTokens = 1025;
 
 absl::StatusOr<std::vector<std::string>> ExpandInputs(const std::string& spec) {
   std::set<std::string> files;
@@ -112,15 +109,20 @@ absl::Status Run(const char* argv0) {
   }
   LOOM_ASSIGN_OR_RETURN(std::vector<std::string> files, ExpandInputs(input));
 
-  std::vector<uint16_t> tokens;
+  std::vector<uint16_t> train_tokens;
+  std::vector<uint16_t> val_tokens;
   int64_t text_bytes = 0;
   for (const std::string& file : files) {
     LOOM_ASSIGN_OR_RETURN(std::string text, ReadFileToString(file));
     text_bytes += static_cast<int64_t>(text.size());
     std::vector<int32_t> ids = tok->Encode(text);
-    tokens.reserve(tokens.size() + ids.size() + 1);
-    for (int32_t id : ids) tokens.push_back(static_cast<uint16_t>(id));
-    tokens.push_back(static_cast<uint16_t>(tok->eot_token()));
+    ids.push_back(tok->eot_token());
+    const int64_t n = static_cast<int64_t>(ids.size());
+    const int64_t n_val = std::min<int64_t>(
+        n, static_cast<int64_t>(std::llround(static_cast<double>(n) * val_fraction)));
+    for (int64_t i = 0; i < n; ++i) {
+      (i < n - n_val ? train_tokens : val_tokens).push_back(static_cast<uint16_t>(ids[i]));
+    }
   }
   if (text_bytes == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -130,22 +132,18 @@ absl::Status Run(const char* argv0) {
                               std::chrono::steady_clock::now() - start)
                               .count();
 
-  const int64_t total = static_cast<int64_t>(tokens.size());
-  int64_t n_val = static_cast<int64_t>(std::llround(total * val_fraction));
-  if (val_fraction > 0 && n_val < kMinValTokens && total >= 2 * kMinValTokens) {
-    n_val = kMinValTokens;
-  }
-  n_val = std::min(n_val, total);
-  const int64_t n_train = total - n_val;
+  const int64_t n_train = static_cast<int64_t>(train_tokens.size());
+  const int64_t n_val = static_cast<int64_t>(val_tokens.size());
+  const int64_t total = n_train + n_val;
 
   LOOM_RETURN_IF_ERROR(MakeDirs(out_dir));
   std::vector<std::string> written;
   absl::PrintF("tokenize: %d file(s), %d bytes -> %d tokens (%s, vocab %d)\n",
                files.size(), text_bytes, total, tok->name(), tok->vocab_size());
-  LOOM_RETURN_IF_ERROR(WriteShards(out_dir, "train", tokens, 0, n_train,
+  LOOM_RETURN_IF_ERROR(WriteShards(out_dir, "train", train_tokens, 0, n_train,
                                    shard_tokens, tok->vocab_size(), &written));
   if (n_val > 0) {
-    LOOM_RETURN_IF_ERROR(WriteShards(out_dir, "val", tokens, n_train, total,
+    LOOM_RETURN_IF_ERROR(WriteShards(out_dir, "val", val_tokens, 0, n_val,
                                      shard_tokens, tok->vocab_size(), &written));
   }
   LOOM_RETURN_IF_ERROR(
