@@ -5,14 +5,14 @@
 
 #include "core/json.h"
 #include "core/safetensors.h"
+#include "core/testing/test_paths.h"
 #include "gtest/gtest.h"
 
 namespace loom {
 namespace {
 
 std::string GoldenPath(const std::string& name) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return std::string(srcdir ? srcdir : ".") + "/loom_shared/golden/structured_ffn/" + name;
+  return testing::GoldenPath("structured_ffn/" + name);
 }
 
 TEST(LrScheduleTest, ReproducesStructuredFfnGoldenVector) {

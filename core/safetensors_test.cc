@@ -10,6 +10,7 @@
 #include "core/file_io.h"
 #include "core/json.h"
 #include "gmock/gmock.h"
+#include "core/testing/test_paths.h"
 #include "gtest/gtest.h"
 
 namespace loom {
@@ -18,20 +19,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-// The shared golden folder, from the test's runfiles under Bazel.
-std::string GoldenPath(const std::string& rel) {
-  std::vector<std::string> candidates;
-  if (const char* srcdir = std::getenv("TEST_SRCDIR")) {
-    candidates.push_back(std::string(srcdir) + "/loom_shared/golden/" + rel);
-    candidates.push_back(std::string(srcdir) +
-                         "/loom/external/loom_shared/golden/" + rel);
-  }
-  candidates.push_back("/work/shared/golden/" + rel);
-  for (const auto& c : candidates) {
-    if (FileExists(c)) return c;
-  }
-  return candidates.front();
-}
+using ::loom::testing::GoldenPath;
 
 std::string TempPath(const std::string& name) {
   const char* t = std::getenv("TEST_TMPDIR");

@@ -10,16 +10,14 @@
 #include <vector>
 
 #include "data/token_shard.h"
+#include "core/testing/test_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace loom::data {
 namespace {
 
-std::string TempDir() {
-  const char* d = std::getenv("TEST_TMPDIR");
-  return d ? d : "/tmp";
-}
+using ::loom::testing::TempDir;
 
 // Two shards holding the stream 0, 1, 2, ..., 99 (ids mod 50).
 std::string WriteShards(const std::string& name) {

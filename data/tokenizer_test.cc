@@ -12,6 +12,7 @@
 #include "data/gpt2_bpe_tokenizer.h"
 #include "data/internal/gpt2_pretokenizer.h"
 #include "gmock/gmock.h"
+#include "core/testing/test_paths.h"
 #include "gtest/gtest.h"
 
 namespace loom {
@@ -21,19 +22,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-std::string GoldenPath(const std::string& rel) {
-  std::vector<std::string> candidates;
-  if (const char* srcdir = std::getenv("TEST_SRCDIR")) {
-    candidates.push_back(std::string(srcdir) + "/loom_shared/golden/" + rel);
-    candidates.push_back(std::string(srcdir) +
-                         "/loom/external/loom_shared/golden/" + rel);
-  }
-  candidates.push_back("/work/shared/golden/" + rel);
-  for (const auto& c : candidates) {
-    if (FileExists(c)) return c;
-  }
-  return candidates.front();
-}
+using ::loom::testing::GoldenPath;
 
 class Gpt2Test : public ::testing::Test {
  protected:
