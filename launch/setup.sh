@@ -10,7 +10,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(
-  bazel-bootstrap g++ git
+  bazel-bootstrap g++ git pkg-config
   openmpi-bin libopenmpi-dev
   libabsl-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -178,3 +178,54 @@ shared_repository = repository_rule(
     environ = ["LOOM_SHARED_DIR"],
     local = True,
 )
+
+def _pkg_config_impl(ctx):
+    pkg_config = ctx.which("pkg-config")
+    if not pkg_config:
+        _fail_missing("pkg-config", "Install the pkg-config package.")
+    modules = ctx.attr.modules
+    libs = ctx.execute([pkg_config, "--libs"] + modules)
+    cflags = ctx.execute([pkg_config, "--cflags-only-I"] + modules)
+    if libs.return_code != 0 or cflags.return_code != 0:
+        _fail_missing(
+            "%s (pkg-config modules %s)" % (ctx.attr.what, ", ".join(modules)),
+            "Install %s. (%s)" % (ctx.attr.debian_package, (libs.stderr + cflags.stderr).strip()),
+        )
+    includes = []
+    hdr_globs = []
+    for i, flag in enumerate([f for f in cflags.stdout.strip().split(" ") if f.startswith("-I")]):
+        d = flag[2:]
+        if d in ["/usr/include", "/usr/local/include"]:
+            continue  # on the compiler's default search path
+        ctx.symlink(d, "inc%d" % i)
+        includes.append("inc%d" % i)
+        hdr_globs.append("inc%d/**" % i)
+    linkopts = [f for f in libs.stdout.strip().split(" ") if f]
+    ctx.file("BUILD", """
+package(default_visibility = ["//visibility:public"])
+
+# {what}, discovered by pkg-config ({modules}).
+cc_library(
+    name = "lib",
+    hdrs = glob({hdr_globs}, allow_empty = True),
+    includes = {includes},
+    linkopts = {linkopts} + ["-pthread"],
+)
+""".format(
+        what = ctx.attr.what,
+        modules = ", ".join(modules),
+        hdr_globs = str(hdr_globs),
+        includes = str(includes),
+        linkopts = str(linkopts),
+    ))
+
+pkg_config_repository = repository_rule(
+    implementation = _pkg_config_impl,
+    attrs = {
+        "modules": attr.string_list(mandatory = True),
+        "what": attr.string(mandatory = True),
+        "debian_package": attr.string(mandatory = True),
+    },
+    environ = ["PKG_CONFIG_PATH", "PATH"],
+    local = True,
+)
