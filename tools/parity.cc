@@ -1,7 +1,7 @@
 // parity: checks Loom against golden cases produced by reference
 // implementations.
 //
-//   parity --cases=/work/shared/golden/tokenizer[,more/dirs,or/file.safetensors]
+//   parity --cases=../shared/golden/tokenizer[,more/dirs,or/file.safetensors]
 //
 // Prints one "PASS|FAIL  <file>#<index>  <description>  <detail>" line per
 // case, then "N passed, M failed"; exits 1 if any case failed (including

@@ -1,6 +1,6 @@
 // Golden-case checking for //tools:parity: finds case files, decides what
 // kind of case each is, and runs it through the checker registered for that
-// kind (format of the cases: /work/shared/golden/README.md).
+// kind (format of the cases: shared/golden/README.md).
 //
 //   CheckerRegistry registry = DefaultCheckerRegistry();
 //   LOOM_ASSIGN_OR_RETURN(auto files, CollectCaseFiles("golden/tokenizer,x.safetensors"));
