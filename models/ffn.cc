@@ -7,26 +7,70 @@
 
 namespace loom::models {
 
-DenseFfn::DenseFfn(int64_t d_model, int64_t hidden_dim, double init_std, at::ScalarType dtype) {
-  fc1_ = register_module("fc1", std::make_shared<LinearLayer>(d_model, hidden_dim, true, init_std,
-                                                              dtype));
-  fc2_ = register_module("fc2", std::make_shared<LinearLayer>(hidden_dim, d_model, true, init_std,
-                                                              dtype));
+FeedForward::FeedForward(std::shared_ptr<Projection> fc1, std::shared_ptr<Projection> fc2,
+                         Activation activation)
+    : activation_(activation) {
+  const int64_t hidden = activation == Activation::kSwiglu ? fc1->out_features() / 2
+                                                           : fc1->out_features();
+  TORCH_CHECK(fc2->in_features() == hidden, "FFN: fc2 input ", fc2->in_features(),
+              " does not match hidden width ", hidden);
+  fc1_ = register_module("fc1", std::move(fc1));
+  fc2_ = register_module("fc2", std::move(fc2));
 }
 
-at::Tensor DenseFfn::Forward(const at::Tensor& x) {
-  // fc1's bias enters the fused activation, as in the reference.
-  at::Tensor h = kernels::BiasGelu(fc1_->ForwardNoBias(x), fc1_->bias);
-  return fc2_->Forward(h);
+at::Tensor FeedForward::Forward(const at::Tensor& x) {
+  at::Tensor u = fc1_->ForwardNoBias(x);
+  at::Tensor a;
+  if (activation_ == Activation::kGelu) {
+    a = kernels::BiasGelu(u, fc1_->bias);  // fc1's bias enters the fused activation
+  } else {
+    if (fc1_->bias.defined()) u = u + fc1_->bias;
+    const int64_t f = u.size(-1) / 2;
+    a = at::silu(u.narrow(-1, 0, f)) * u.narrow(-1, f, f);
+  }
+  at::Tensor y = fc2_->ForwardNoBias(a);
+  return fc2_->bias.defined() ? y + fc2_->bias : y;
 }
 
-std::shared_ptr<Ffn> MakeFfn(const ModelConfig& config, int /*layer_index*/,
-                             at::ScalarType dtype) {
-  const std::string& type = config.ffn().type();
-  TORCH_CHECK(type == "dense", "model.ffn.type \"", type, "\" is not implemented");
-  const int64_t hidden = config.ffn().hidden_dim() > 0 ? config.ffn().hidden_dim()
-                                                      : 4 * static_cast<int64_t>(config.d_model());
-  return std::make_shared<DenseFfn>(config.d_model(), hidden, config.init_std(), dtype);
+std::vector<std::shared_ptr<StructuredLinear>> FeedForward::StructuredLayers() {
+  std::vector<std::shared_ptr<StructuredLinear>> out;
+  for (const auto& p : {fc1_, fc2_}) {
+    if (auto s = std::dynamic_pointer_cast<StructuredLinear>(p)) out.push_back(s);
+  }
+  return out;
+}
+
+std::shared_ptr<Projection> MakeProjection(const std::string& type, int64_t in, int64_t out,
+                                           int64_t rank, int64_t nblocks, bool bias,
+                                           double init_std, at::ScalarType dtype) {
+  if (type == "dense") return std::make_shared<LinearLayer>(in, out, bias, init_std, dtype);
+  if (type == "lowrank") {
+    return std::make_shared<LowRankLinear>(in, out, rank, bias, init_std, dtype);
+  }
+  if (type == "blockdense") {
+    return std::make_shared<BlockDenseLinear>(in, out, rank, nblocks, bias, init_std, dtype);
+  }
+  if (type == "blockshuffle") {
+    return std::make_shared<BlockShuffleLinear>(in, out, nblocks, bias, init_std, dtype);
+  }
+  TORCH_CHECK(false, "unknown FFN type \"", type, "\"");
+  return nullptr;
+}
+
+std::shared_ptr<Ffn> MakeFfn(const ModelConfig& config, int layer_index, at::ScalarType dtype) {
+  const FfnConfig& f = config.ffn();
+  const int64_t d = config.d_model();
+  const int64_t hidden = f.hidden_dim() > 0 ? f.hidden_dim() : 4 * d;
+  const Activation act = f.activation() == "swiglu" ? Activation::kSwiglu : Activation::kGelu;
+  const int64_t fc1_out = act == Activation::kSwiglu ? 2 * hidden : hidden;
+  const std::string type =
+      (layer_index == 0 && f.first_layer_dense()) ? std::string("dense") : f.type();
+  // fc1 before fc2, as the reference creates (and draws) them.
+  auto fc1 = MakeProjection(type, d, fc1_out, f.rank(), f.nblocks(), true, config.init_std(),
+                            dtype);
+  auto fc2 = MakeProjection(type, hidden, d, f.rank(), f.nblocks(), true, config.init_std(),
+                            dtype);
+  return std::make_shared<FeedForward>(fc1, fc2, act);
 }
 
 }  // namespace loom::models

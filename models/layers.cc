@@ -8,7 +8,8 @@
 namespace loom::models {
 
 LinearLayer::LinearLayer(int64_t in_features, int64_t out_features, bool with_bias,
-                         double init_std, at::ScalarType dtype) {
+                         double init_std, at::ScalarType dtype)
+    : Projection(in_features, out_features) {
   TORCH_CHECK(in_features > 0 && out_features > 0, "LinearLayer: bad shape (", out_features, ", ",
               in_features, ")");
   weight = register_parameter(
@@ -19,11 +20,9 @@ LinearLayer::LinearLayer(int64_t in_features, int64_t out_features, bool with_bi
   }
 }
 
-at::Tensor LinearLayer::Forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+at::Tensor LinearLayer::ForwardNoBias(const at::Tensor& x) { return at::linear(x, weight); }
 
-at::Tensor LinearLayer::ForwardNoBias(const at::Tensor& x) const {
-  return at::linear(x, weight);
-}
+at::Tensor LinearLayer::Forward(const at::Tensor& x) { return at::linear(x, weight, bias); }
 
 LayerNormLayer::LayerNormLayer(int64_t dim, double eps, at::ScalarType dtype)
     : dim_(dim), eps_(eps) {

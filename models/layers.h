@@ -10,17 +10,40 @@
 
 namespace loom::models {
 
-// y = x W^T (+ b). Weight (out, in) as in PyTorch.
-class LinearLayer : public torch::nn::Module {
+// A linear projection y = x W^T + b, whatever the parameterisation of W (dense here; LowRank,
+// BlockDense, BlockShuffle in structured_linear.h). The FFN uses ForwardNoBias and adds the bias
+// itself (fc1's enters the fused activation), as the StructuredFFN reference does.
+class Projection : public torch::nn::Module {
+ public:
+  Projection(int64_t in_features, int64_t out_features)
+      : in_features_(in_features), out_features_(out_features) {}
+  virtual at::Tensor ForwardNoBias(const at::Tensor& x) = 0;
+  virtual at::Tensor Forward(const at::Tensor& x) {
+    at::Tensor y = ForwardNoBias(x);
+    return bias.defined() ? y + bias : y;
+  }
+  // The dense (out, in) matrix this projection applies (no bias).
+  virtual at::Tensor MergedWeight() = 0;
+  int64_t in_features() const { return in_features_; }
+  int64_t out_features() const { return out_features_; }
+
+  at::Tensor bias;  // (out); undefined without bias
+
+ private:
+  int64_t in_features_;
+  int64_t out_features_;
+};
+
+// Dense: weight (out, in) as in PyTorch.
+class LinearLayer : public Projection {
  public:
   LinearLayer(int64_t in_features, int64_t out_features, bool bias, double init_std,
               at::ScalarType dtype);
-  at::Tensor Forward(const at::Tensor& x) const;
-  // Without the bias (the caller fuses it into the next op).
-  at::Tensor ForwardNoBias(const at::Tensor& x) const;
+  at::Tensor ForwardNoBias(const at::Tensor& x) override;
+  at::Tensor Forward(const at::Tensor& x) override;  // one fused addmm
+  at::Tensor MergedWeight() override { return weight; }
 
   at::Tensor weight;
-  at::Tensor bias;  // undefined when bias == false
 };
 
 class LayerNormLayer : public torch::nn::Module {

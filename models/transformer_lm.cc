@@ -68,3 +68,15 @@ int64_t TransformerLm::NumParameters() const {
 }
 
 }  // namespace loom::models
+
+namespace loom::models {
+
+std::vector<std::shared_ptr<StructuredLinear>> TransformerLm::StructuredLayers() {
+  std::vector<std::shared_ptr<StructuredLinear>> out;
+  for (auto& block : blocks_) {
+    for (auto& s : block->ffn().StructuredLayers()) out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace loom::models

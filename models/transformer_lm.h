@@ -28,6 +28,7 @@ class ResidualBlock : public torch::nn::Module {
  public:
   ResidualBlock(const ModelConfig& config, int layer_index, at::ScalarType dtype);
   at::Tensor Forward(const at::Tensor& h);
+  Ffn& ffn() { return *ffn_; }
 
  private:
   std::shared_ptr<LayerNormLayer> ln1_;
@@ -54,6 +55,8 @@ class TransformerLm : public torch::nn::Module {
 
   const ModelConfig& config() const { return config_; }
   int64_t NumParameters() const;
+  // Every structured linear layer, block by block, fc1 before fc2.
+  std::vector<std::shared_ptr<StructuredLinear>> StructuredLayers();
 
  private:
   at::Tensor Hidden(const at::Tensor& tokens);

@@ -15,6 +15,7 @@
 #include "absl/flags/usage.h"
 #include "data/tokenizer.h"
 #include "tools/parity_cases.h"
+#include "tools/parity_structured_ffn.h"
 
 ABSL_FLAG(std::string, cases, "",
           "Comma-separated case files or directories (searched recursively).");
@@ -44,8 +45,8 @@ int main(int argc, char** argv) {
                  std::string(files.status().message()).c_str());
     return 2;
   }
-  const loom::parity::CheckerRegistry registry =
-      loom::parity::DefaultCheckerRegistry();
+  loom::parity::CheckerRegistry registry = loom::parity::DefaultCheckerRegistry();
+  loom::parity::RegisterStructuredFfnCheckers(&registry);
   int passed = 0;
   int failed = 0;
   for (const std::string& file : *files) {
