@@ -154,9 +154,12 @@ absl::Status ResolveDefaults(RunConfig* config) {
       m->set_vocab_size(50257);
     } else if (tok == "byte") {
       m->set_vocab_size(257);
+    } else if (tok == "external") {
+      return FieldError("model.vocab_size", "must be set when data.tokenizer is \"external\" "
+                                            "(shards tokenized outside Loom)");
     } else {
-      return FieldError("data.tokenizer", absl::StrCat("\"", tok,
-                                                       "\" is not one of \"gpt2\", \"byte\""));
+      return FieldError("data.tokenizer", absl::StrCat("\"", tok, "\" is not one of \"gpt2\", "
+                                                       "\"byte\", \"external\""));
     }
   }
   if (m->ffn().hidden_dim() == 0) m->mutable_ffn()->set_hidden_dim(4 * m->d_model());
@@ -187,23 +190,62 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   LOOM_CHECK_CHOICE(m.mixer().type(), "model.mixer.type", "attention");
   LOOM_CHECK_FIELD(m.mixer().num_heads() >= 1, "model.mixer.num_heads", m.mixer().num_heads(),
                    " must be >= 1");
-  LOOM_CHECK_FIELD(m.d_model() % m.mixer().num_heads() == 0, "model.mixer.num_heads",
-                   "d_model ", m.d_model(), " is not divisible by num_heads ",
+  const int attn_dim = m.mixer().attn_dim() > 0 ? m.mixer().attn_dim() : m.d_model();
+  LOOM_CHECK_FIELD(m.mixer().attn_dim() >= 0, "model.mixer.attn_dim", m.mixer().attn_dim(),
+                   " must be >= 0 (0 means d_model)");
+  LOOM_CHECK_FIELD(attn_dim % m.mixer().num_heads() == 0, "model.mixer.num_heads",
+                   "attention width ", attn_dim, " is not divisible by num_heads ",
                    m.mixer().num_heads());
-  LOOM_CHECK_FIELD((m.d_model() / m.mixer().num_heads()) % 2 == 0, "model.mixer.num_heads",
-                   "head dim ", m.d_model() / m.mixer().num_heads(), " must be even for RoPE");
+  LOOM_CHECK_FIELD((attn_dim / m.mixer().num_heads()) % 2 == 0, "model.mixer.num_heads",
+                   "head dim ", attn_dim / m.mixer().num_heads(), " must be even for RoPE");
   const int kv = m.mixer().num_kv_heads() == 0 ? m.mixer().num_heads() : m.mixer().num_kv_heads();
-  LOOM_CHECK_FIELD(kv >= 1 && m.mixer().num_heads() % kv == 0, "model.mixer.num_kv_heads", kv,
-                   " must divide num_heads ", m.mixer().num_heads());
-  LOOM_CHECK_FIELD(kv == m.mixer().num_heads(), "model.mixer.num_kv_heads",
-                   "grouped-query attention is not implemented yet (issue: structured FFNs); "
-                   "set it equal to num_heads");
+  LOOM_CHECK_FIELD(kv >= 1 && kv <= m.mixer().num_heads() && m.mixer().num_heads() % kv == 0,
+                   "model.mixer.num_kv_heads", kv, " must divide num_heads ",
+                   m.mixer().num_heads());
   LOOM_CHECK_FIELD(m.mixer().rope_base() > 1, "model.mixer.rope_base", m.mixer().rope_base(),
                    " must be > 1");
-  LOOM_CHECK_CHOICE(m.ffn().type(), "model.ffn.type", "dense");
-  LOOM_CHECK_FIELD(m.ffn().hidden_dim() >= 0, "model.ffn.hidden_dim", m.ffn().hidden_dim(),
+
+  const FfnConfig& f = m.ffn();
+  LOOM_CHECK_CHOICE(f.type(), "model.ffn.type", "dense", "lowrank", "blockdense", "blockshuffle");
+  LOOM_CHECK_FIELD(f.hidden_dim() >= 0, "model.ffn.hidden_dim", f.hidden_dim(),
                    " must be >= 0 (0 means 4 * d_model)");
-  LOOM_CHECK_CHOICE(m.ffn().activation(), "model.ffn.activation", "gelu");
+  LOOM_CHECK_CHOICE(f.activation(), "model.ffn.activation", "gelu", "swiglu");
+  {
+    const int64_t d = m.d_model();
+    const int64_t hidden = f.hidden_dim() > 0 ? f.hidden_dim() : 4 * d;
+    const int64_t fc1_out = f.activation() == "swiglu" ? 2 * hidden : hidden;
+    const bool uses_rank = f.type() == "lowrank" || f.type() == "blockdense";
+    const bool uses_blocks = f.type() == "blockdense" || f.type() == "blockshuffle";
+    if (uses_rank) {
+      LOOM_CHECK_FIELD(f.rank() >= 1, "model.ffn.rank", f.rank(), " must be >= 1 for ",
+                       f.type());
+      LOOM_CHECK_FIELD(f.rank() <= std::min<int64_t>(d, hidden) || f.type() == "blockdense",
+                       "model.ffn.rank", f.rank(), " exceeds min(d_model ", d,
+                       ", hidden_dim ", hidden, ")");
+    } else {
+      LOOM_CHECK_FIELD(f.rank() == 0, "model.ffn.rank", "is only used by lowrank and blockdense "
+                       "(got ", f.rank(), " for ", f.type(), ")");
+    }
+    if (uses_blocks) {
+      LOOM_CHECK_FIELD(f.nblocks() >= 1, "model.ffn.nblocks", f.nblocks(), " must be >= 1 for ",
+                       f.type());
+      // fc1 maps d -> fc1_out, fc2 maps hidden -> d.
+      LOOM_CHECK_FIELD(d % f.nblocks() == 0 && hidden % f.nblocks() == 0,
+                       "model.ffn.nblocks", f.nblocks(), " must divide d_model ", d,
+                       " and hidden_dim ", hidden);
+      if (f.type() == "blockdense") {
+        LOOM_CHECK_FIELD(f.rank() % f.nblocks() == 0, "model.ffn.rank", "rank ", f.rank(),
+                         " must be a multiple of nblocks ", f.nblocks());
+      } else {
+        LOOM_CHECK_FIELD(fc1_out % f.nblocks() == 0, "model.ffn.nblocks", f.nblocks(),
+                         " must divide fc1's width ", fc1_out);
+      }
+    } else {
+      LOOM_CHECK_FIELD(f.nblocks() == 0, "model.ffn.nblocks",
+                       "is only used by blockdense and blockshuffle (got ", f.nblocks(), " for ",
+                       f.type(), ")");
+    }
+  }
   LOOM_CHECK_FIELD(m.init_std() > 0 && m.init_std() < 10, "model.init_std", m.init_std(),
                    " is out of range (0, 10)");
   LOOM_CHECK_FIELD(m.layer_norm_eps() > 0 && m.layer_norm_eps() < 1, "model.layer_norm_eps",
@@ -254,7 +296,7 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   const DataConfig& d = c.data();
   LOOM_CHECK_FIELD(!d.train_shards().empty(), "data.train_shards",
                    "is empty; give a glob of token shards (see //tools:tokenize)");
-  LOOM_CHECK_CHOICE(d.tokenizer(), "data.tokenizer", "gpt2", "byte");
+  LOOM_CHECK_CHOICE(d.tokenizer(), "data.tokenizer", "gpt2", "byte", "external");
   LOOM_CHECK_CHOICE(c.task().type(), "task.type", "lm");
   LOOM_CHECK_FIELD(c.parallel().expected_world_size() >= 0, "parallel.expected_world_size",
                    c.parallel().expected_world_size(), " must be >= 0");
@@ -265,6 +307,23 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   LOOM_CHECK_FIELD(c.checkpoint().keep_last() >= 1, "checkpoint.keep_last",
                    c.checkpoint().keep_last(), " must be >= 1");
   LOOM_CHECK_CHOICE(c.logging().progress(), "logging.progress", "auto", "tty", "plain", "none");
+
+  const SelfGuidedConfig& sg = c.schedule().self_guided();
+  LOOM_CHECK_CHOICE(sg.mode(), "schedule.self_guided.mode", "fixedstep", "fixedflop");
+  LOOM_CHECK_CHOICE(sg.scheduler(), "schedule.self_guided.scheduler", "cosine", "linear");
+  LOOM_CHECK_CHOICE(sg.blockshuffle_guide_init(), "schedule.self_guided.blockshuffle_guide_init",
+                    "merged", "reference");
+  LOOM_CHECK_FIELD(sg.max_step_ratio() > 0 && sg.max_step_ratio() <= 1,
+                   "schedule.self_guided.max_step_ratio", sg.max_step_ratio(),
+                   " is out of range (0, 1]");
+  if (sg.enabled()) {
+    LOOM_CHECK_FIELD(m.ffn().type() != "dense", "schedule.self_guided.enabled",
+                     "self-guided training needs a structured model.ffn.type (got dense)");
+    LOOM_CHECK_FIELD(static_cast<int64_t>(sg.max_step_ratio() *
+                                          static_cast<double>(t.max_steps())) >= 1,
+                     "schedule.self_guided.max_step_ratio", "int(", sg.max_step_ratio(), " * ",
+                     t.max_steps(), " steps) is 0: the guided phase would be empty");
+  }
   return absl::OkStatus();
 }
 

@@ -113,13 +113,58 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"train.log_every=0", "train.log_every"},
                       BadValue{"model.d_model=250", "model.mixer.num_heads"},
                       BadValue{"model.mixer.type=mamba", "model.mixer.type"},
-                      BadValue{"model.ffn.type=lowrank", "model.ffn.type"},
+                      BadValue{"model.ffn.type=monarch", "model.ffn.type"},
+                      BadValue{"model.ffn.type=lowrank", "model.ffn.rank"},
+                      BadValue{"model.ffn.type=blockshuffle", "model.ffn.nblocks"},
+                      BadValue{"model.ffn.rank=16", "model.ffn.rank"},
+                      BadValue{"model.ffn.activation=relu", "model.ffn.activation"},
+                      BadValue{"model.mixer.num_kv_heads=3", "model.mixer.num_kv_heads"},
+                      BadValue{"model.mixer.attn_dim=100", "model.mixer.num_heads"},
+                      BadValue{"schedule.self_guided.enabled=true", "schedule.self_guided.enabled"},
+                      BadValue{"schedule.self_guided.mode=sometimes", "schedule.self_guided.mode"},
+                      BadValue{"schedule.self_guided.max_step_ratio=0", "schedule.self_guided.max_step_ratio"},
                       BadValue{"model.dtype=float16", "model.dtype"},
                       BadValue{"model.vocab_size=70000", "model.vocab_size"},
                       BadValue{"data.train_shards=", "data.train_shards"},
                       BadValue{"data.tokenizer=sentencepiece", "data.tokenizer"},
                       BadValue{"checkpoint.every_steps=100", "checkpoint.every_steps"},
                       BadValue{"logging.progress=fancy", "logging.progress"}));
+
+absl::Status ValidateWith(std::vector<std::string> overrides) {
+  RunConfig c = Valid();
+  for (const auto& o : overrides) {
+    absl::Status s = ApplyOverride(o, &c);
+    if (!s.ok()) return s;
+  }
+  return ValidateRunConfig(c);
+}
+
+TEST(ConfigTest, StructuredShapesMustDivide) {
+  // d_model 256, hidden 1024 by default.
+  EXPECT_TRUE(ValidateWith({"model.ffn.type=lowrank", "model.ffn.rank=64"}).ok());
+  EXPECT_THAT(ValidateWith({"model.ffn.type=lowrank", "model.ffn.rank=300"}).message(),
+              HasSubstr("model.ffn.rank"));
+  EXPECT_TRUE(ValidateWith({"model.ffn.type=blockdense", "model.ffn.rank=128",
+                            "model.ffn.nblocks=4"}).ok());
+  EXPECT_THAT(ValidateWith({"model.ffn.type=blockdense", "model.ffn.rank=130",
+                            "model.ffn.nblocks=4"}).message(),
+              HasSubstr("multiple of nblocks"));
+  EXPECT_THAT(ValidateWith({"model.ffn.type=blockdense", "model.ffn.rank=126",
+                            "model.ffn.nblocks=3"}).message(),
+              HasSubstr("must divide d_model 256"));
+  EXPECT_TRUE(ValidateWith({"model.ffn.type=blockshuffle", "model.ffn.nblocks=4"}).ok());
+  EXPECT_THAT(ValidateWith({"model.ffn.type=blockshuffle", "model.ffn.nblocks=3"}).message(),
+              HasSubstr("model.ffn.nblocks"));
+  EXPECT_THAT(ValidateWith({"model.ffn.type=blockshuffle", "model.ffn.nblocks=4",
+                            "model.ffn.rank=8"}).message(),
+              HasSubstr("only used by lowrank and blockdense"));
+  EXPECT_TRUE(ValidateWith({"model.ffn.type=lowrank", "model.ffn.rank=64",
+                            "schedule.self_guided.enabled=true"}).ok());
+  EXPECT_TRUE(ValidateWith({"model.mixer.num_kv_heads=2", "model.mixer.attn_dim=128"}).ok());
+  EXPECT_THAT(ValidateWith({"model.ffn.type=lowrank", "model.ffn.rank=64",
+                            "schedule.self_guided.enabled=true", "train.max_steps=1"}).message(),
+              HasSubstr("guided phase would be empty"));
+}
 
 TEST(ConfigTest, ToTextRoundTripsWithAllDefaultsSpelledOut) {
   RunConfig c = Valid();

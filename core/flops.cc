@@ -5,25 +5,172 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 
 namespace loom {
+namespace {
+
+using Int128 = __int128;
+
+// The shape facts the accounting needs, with the config's 0 = default rules applied.
+struct Shape {
+  int64_t layers, d, vocab, attn, nq, nkv, f, fc1_out;
+};
+
+Shape ShapeOf(const ModelConfig& m) {
+  Shape s;
+  s.layers = m.num_layers();
+  s.d = m.d_model();
+  s.vocab = m.vocab_size();
+  s.attn = m.mixer().attn_dim() > 0 ? m.mixer().attn_dim() : s.d;
+  s.nq = std::max<int64_t>(1, m.mixer().num_heads());
+  s.nkv = m.mixer().num_kv_heads() > 0 ? m.mixer().num_kv_heads() : s.nq;
+  s.f = m.ffn().hidden_dim() > 0 ? m.ffn().hidden_dim() : 4 * s.d;
+  s.fc1_out = m.ffn().activation() == "swiglu" ? 2 * s.f : s.f;
+  return s;
+}
+
+// Weight entries of one FFN linear in -> out of the given type (spec §2).
+int64_t LinearWeights(const FfnConfig& ffn, const std::string& type, int64_t in, int64_t out) {
+  const int64_t r = ffn.rank();
+  const int64_t b = std::max(1, ffn.nblocks());
+  if (type == "lowrank") return r * (in + out);
+  if (type == "blockdense") return r * in / b + out * r;
+  if (type == "blockshuffle") return std::min(in, out) * (in + out) / b;
+  return in * out;  // dense
+}
+
+bool IsStructuredBlock(const FfnConfig& ffn, int64_t layer) {
+  if (ffn.type() == "dense" || ffn.type().empty()) return false;
+  return !(layer == 0 && ffn.first_layer_dense());
+}
+
+// Exact forward FLOPs for `tokens` tokens (spec §7), optionally with every guide evaluated.
+Int128 ForwardExact(const ModelConfig& m, int64_t seq_len, int64_t tokens, bool guides) {
+  const Shape s = ShapeOf(m);
+  const ModelCounts c = CountParameters(m, guides);
+  const Int128 t = tokens;
+  const Int128 head_dim = s.attn / s.nq;
+  const Int128 attn_per_layer = 2 * t * s.attn * s.d             // Q and O projections
+                                + 2 * t * head_dim * s.nkv * s.d  // K and V projections
+                                + 2 * t * seq_len * s.attn;       // QK^T and A V, full s x s
+  return 2 * s.layers * attn_per_layer + 2 * t * (c.ffn_params + c.guide_params) +
+         2 * t * s.vocab * s.d;
+}
+
+std::string Int128ToString(Int128 v) {
+  if (v == 0) return "0";
+  const bool negative = v < 0;
+  if (negative) v = -v;
+  std::string out;
+  while (v > 0) {
+    out.push_back(static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  }
+  if (negative) out.push_back('-');
+  return std::string(out.rbegin(), out.rend());
+}
+
+struct RunPlan {
+  int64_t tokens_per_step, total_steps, guided_steps;
+  bool guides, reduce_flop;
+};
+
+RunPlan PlanOf(const RunConfig& c) {
+  RunPlan p;
+  p.tokens_per_step = static_cast<int64_t>(c.train().global_batch_size()) * c.train().seq_len();
+  const int64_t t = c.train().max_steps();
+  const SelfGuidedConfig& sg = c.schedule().self_guided();
+  p.guides = sg.enabled();
+  p.reduce_flop = sg.reduce_flop();
+  // int(T * rho), as the reference (truncation toward zero).
+  p.guided_steps = p.guides ? static_cast<int64_t>(static_cast<double>(t) * sg.max_step_ratio()) : 0;
+  p.total_steps = (p.guides && sg.mode() == "fixedflop") ? t + p.guided_steps : t;
+  return p;
+}
+
+// Exact training FLOPs of the first `steps_done` steps (guided steps come first).
+Int128 TrainingExact(const RunConfig& c, const RunPlan& p, int64_t steps_done) {
+  const Int128 f_struct = ForwardExact(c.model(), c.train().seq_len(), p.tokens_per_step, false);
+  Int128 fwd = f_struct * steps_done;
+  if (p.guides) {
+    const ModelCounts g = CountParameters(c.model(), /*include_guides=*/true);
+    // G = 2 * guide entries * tokens per step; reduce_flop runs the guide half the time.
+    const Int128 guide = 2 * static_cast<Int128>(g.guide_params) * p.tokens_per_step;
+    const Int128 guided = std::min(steps_done, p.guided_steps);
+    fwd += p.reduce_flop ? guide * guided / 2 : guide * guided;
+  }
+  return 3 * fwd;
+}
+
+}  // namespace
+
+ModelCounts CountParameters(const ModelConfig& m, bool include_guides) {
+  const Shape s = ShapeOf(m);
+  const FfnConfig& ffn = m.ffn();
+  ModelCounts c;
+  c.embedding_params = s.vocab * s.d;
+  const int64_t head_dim = s.attn / s.nq;
+  const int64_t qkv_out = (s.nq + 2 * s.nkv) * head_dim;
+  const int64_t attn_per_layer = s.d * qkv_out + qkv_out + s.attn * s.d + s.d;
+  c.attention_params = s.layers * attn_per_layer;
+  c.norm_params = (2 * s.layers + 1) * 2 * s.d;
+  c.ffn_bias_params = s.layers * (s.fc1_out + s.d);
+  const int64_t dense_layer = s.d * s.fc1_out + s.f * s.d;
+  c.dense_ffn_params = s.layers * dense_layer;
+  for (int64_t layer = 0; layer < s.layers; ++layer) {
+    if (!IsStructuredBlock(ffn, layer)) {
+      c.ffn_params += dense_layer;
+      continue;
+    }
+    ++c.structured_layers;
+    c.ffn_params += LinearWeights(ffn, ffn.type(), s.d, s.fc1_out) +
+                    LinearWeights(ffn, ffn.type(), s.f, s.d);
+    if (include_guides) c.guide_params += dense_layer;
+  }
+  c.params = c.embedding_params + c.attention_params + c.norm_params + c.ffn_bias_params +
+             c.ffn_params + c.guide_params;
+  return c;
+}
 
 double ForwardFlops(const ModelConfig& m, int64_t seq_len, int64_t tokens) {
-  const double t = static_cast<double>(tokens);
-  const double d = m.d_model();
-  const double a = m.d_model();  // attention width = d_model (attn_dim arrives with GQA)
-  const double nq = m.mixer().num_heads();
-  const double nkv = m.mixer().num_kv_heads() > 0 ? m.mixer().num_kv_heads() : nq;
-  const double f = m.ffn().hidden_dim() > 0 ? m.ffn().hidden_dim() : 4.0 * d;
-  const double layers = m.num_layers();
-  const double attn = 2 * t * a * d + 2 * t * (a / nq) * nkv * d + 2 * t * seq_len * a;
-  const double ffn_params_per_layer = 2 * d * f;  // dense FFN weight matrices
-  const double head = 2 * t * static_cast<double>(m.vocab_size()) * d;
-  return 2 * layers * attn + 2 * t * layers * ffn_params_per_layer + head;
+  return static_cast<double>(ForwardExact(m, seq_len, tokens, false));
+}
+
+double ForwardFlopsWithGuides(const ModelConfig& m, int64_t seq_len, int64_t tokens) {
+  return static_cast<double>(ForwardExact(m, seq_len, tokens, true));
 }
 
 double TrainingFlops(const ModelConfig& m, int64_t seq_len, int64_t tokens) {
   return 3 * ForwardFlops(m, seq_len, tokens);
+}
+
+RunFlops ComputeRunFlops(const RunConfig& c) {
+  const RunPlan p = PlanOf(c);
+  const ModelCounts counts = CountParameters(c.model(), false);
+  RunFlops r;
+  r.params = counts.params;
+  r.ffn_params = counts.ffn_params;
+  r.guide_params = p.guides ? CountParameters(c.model(), true).guide_params : 0;
+  r.tokens_per_step = p.tokens_per_step;
+  r.tokens = c.train().max_steps() * p.tokens_per_step;
+  r.tokens_processed = p.total_steps * p.tokens_per_step;
+  r.total_steps = p.total_steps;
+  r.guided_steps = p.guided_steps;
+  r.forward_flops_per_step = ForwardFlops(c.model(), c.train().seq_len(), p.tokens_per_step);
+  r.guide_forward_flops_per_step =
+      2.0 * static_cast<double>(r.guide_params) * static_cast<double>(p.tokens_per_step);
+  const Int128 total = TrainingExact(c, p, p.total_steps);
+  r.train_flops = static_cast<double>(total);
+  r.train_flops_exact = Int128ToString(total);
+  r.train_flops_per_token =
+      p.tokens_per_step > 0 ? 3 * r.forward_flops_per_step / static_cast<double>(p.tokens_per_step) : 0;
+  return r;
+}
+
+double CumulativeTrainingFlops(const RunConfig& c, int64_t steps_done) {
+  const RunPlan p = PlanOf(c);
+  return static_cast<double>(TrainingExact(c, p, std::max<int64_t>(0, steps_done)));
 }
 
 double MeasureCpuMatmulPeak(int num_threads) {

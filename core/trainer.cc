@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/alpha_schedule.h"
 #include "core/config.h"
 #include "core/file_io.h"
 #include "core/flops.h"
@@ -21,6 +22,7 @@
 #include "core/status_macros.h"
 #include "data/lm_loader.h"
 #include "models/registry.h"
+#include "models/structured_linear.h"
 
 namespace loom {
 
@@ -35,6 +37,11 @@ struct Trainer::State {
   std::unique_ptr<data::LmBatchLoader> train_loader;
   std::unique_ptr<data::LmBatchLoader> val_loader;
   double peak_flops = 0;
+  // Self-guided training.
+  std::vector<std::shared_ptr<models::StructuredLinear>> guided_layers;
+  int64_t guided_steps = 0;  // optimizer steps with the guide (0: no self-guided training)
+  int64_t total_steps = 0;   // max_steps, plus the repeated guided phase in fixedflop mode
+  bool guides_dropped = false;
 };
 
 namespace {
@@ -110,14 +117,63 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
     return absl::InvalidArgumentError(e.what_without_backtrace());
   }
   LOOM_ASSIGN_OR_RETURN(s->model, models::BuildLanguageModel(c.model(), c.train().seed()));
+  // The guides must exist before the optimizer collects the parameters.
+  auto trainer = std::unique_ptr<Trainer>(new Trainer(std::move(s)));
+  trainer->SetupSelfGuided();
+  State* st = trainer->state_.get();
   // Weight decay on every parameter, as the reference (one param group).
-  s->optimizer = std::make_unique<torch::optim::AdamW>(
-      s->model->parameters(), torch::optim::AdamWOptions(c.optimizer().lr())
+  st->optimizer = std::make_unique<torch::optim::AdamW>(
+      st->model->parameters(), torch::optim::AdamWOptions(c.optimizer().lr())
                                   .betas({c.optimizer().beta1(), c.optimizer().beta2()})
                                   .eps(c.optimizer().eps())
                                   .weight_decay(c.optimizer().weight_decay()));
-  s->peak_flops = MeasureCpuMatmulPeak(threads);
-  return std::unique_ptr<Trainer>(new Trainer(std::move(s)));
+  st->peak_flops = MeasureCpuMatmulPeak(threads);
+  return trainer;
+}
+
+void Trainer::SetupSelfGuided() {
+  State& s = *state_;
+  const RunConfig& c = s.config;
+  const SelfGuidedConfig& sg = c.schedule().self_guided();
+  s.total_steps = c.train().max_steps();
+  if (!sg.enabled()) return;
+  s.guided_steps = static_cast<int64_t>(sg.max_step_ratio() *
+                                        static_cast<double>(c.train().max_steps()));
+  if (sg.mode() == "fixedflop") s.total_steps += s.guided_steps;
+  s.guided_layers = s.model->StructuredLayers();
+  at::NoGradGuard no_grad;
+  uint64_t layer_seed = static_cast<uint64_t>(c.train().seed()) * 1000003ULL;
+  for (auto& layer : s.guided_layers) {
+    at::Tensor init;
+    auto* shuffle = dynamic_cast<models::BlockShuffleLinear*>(layer.get());
+    if (shuffle != nullptr && sg.blockshuffle_guide_init() == "reference") {
+      init = shuffle->ReferenceGuideInit();
+    } else {
+      init = layer->MergedWeight();
+    }
+    layer->EnableSelfGuided(init, sg.reduce_flop(), ++layer_seed);
+  }
+}
+
+// Called after optimizer step `step` (0-based): the next step uses alpha(step + 1); at the end of
+// the guided phase the guides are switched off and their memory and optimizer state freed.
+void Trainer::AdvanceSelfGuided(int64_t step) {
+  State& s = *state_;
+  if (s.guided_layers.empty() || s.guides_dropped) return;
+  const int64_t count = step + 1;
+  if (count < s.guided_steps) {
+    const double a = SelfGuidedAlpha(s.config.schedule().self_guided().scheduler(), count,
+                                     s.guided_steps);
+    for (auto& layer : s.guided_layers) layer->SetSelfGuidedState(count, a);
+    return;
+  }
+  auto& state = s.optimizer->state();
+  for (auto& layer : s.guided_layers) {
+    layer->CloseSelfGuided();
+    state.erase(layer->guide_linear.unsafeGetTensorImpl());
+    layer->guide_linear.set_data(at::empty({0}, layer->guide_linear.options()));
+  }
+  s.guides_dropped = true;
 }
 
 absl::StatusOr<TrainResult> Trainer::Run() {
@@ -125,10 +181,11 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   const RunConfig& c = s.config;
   const TrainConfig& t = c.train();
   const int64_t tokens_per_step = int64_t{t.global_batch_size()} * t.seq_len();
-  const double flops_per_step = TrainingFlops(c.model(), t.seq_len(), tokens_per_step);
-  LrSchedule schedule = LrSchedule::FromConfig(c.optimizer(), t.max_steps());
+  const int64_t total_steps = s.total_steps;
+  // T of the cosine includes the repeated steps of fixedflop self-guided training.
+  LrSchedule schedule = LrSchedule::FromConfig(c.optimizer(), total_steps);
   ProgressReporter progress(ProgressReporter::ModeFromName(c.logging().progress()),
-                            t.max_steps());
+                            total_steps);
   TrainResult result;
   result.num_parameters = s.model->NumParameters();
   result.initial_val_loss = std::numeric_limits<double>::quiet_NaN();
@@ -140,7 +197,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       "CPU matmul peak %.0f GFLOP/s",
       c.name(), HumanCount(result.num_parameters), c.model().num_layers(), c.model().d_model(),
       c.model().vocab_size(), t.seq_len(), t.global_batch_size(), t.micro_batch_size(),
-      HumanCount(tokens_per_step), t.max_steps(), HumanCount(s.train_data->num_tokens()),
+      HumanCount(tokens_per_step), total_steps, HumanCount(s.train_data->num_tokens()),
       s.val_data ? HumanCount(s.val_data->num_tokens()) : "no", at::get_num_threads(),
       s.peak_flops / 1e9));
 
@@ -181,7 +238,18 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   double interval_loss = 0;
   int64_t interval_steps = 0;
   double interval_seconds = 0;
-  for (int64_t step = 0; step < t.max_steps(); ++step) {
+  if (s.guided_steps > 0) {
+    progress.Line(absl::StrFormat(
+        "self-guided: %d structured layers, guide for %d steps (%s, %s%s)%s",
+        s.guided_layers.size(), s.guided_steps, c.schedule().self_guided().mode(),
+        c.schedule().self_guided().scheduler(),
+        c.schedule().self_guided().reduce_flop() ? ", reduce_flop" : "",
+        total_steps > t.max_steps()
+            ? absl::StrFormat("; steps %d-%d repeat the guided phase's data", t.max_steps(),
+                              total_steps - 1)
+            : ""));
+  }
+  for (int64_t step = 0; step < total_steps; ++step) {
     const auto step_start = std::chrono::steady_clock::now();
     const double lr = schedule.At(step);
     for (auto& group : s.optimizer->param_groups()) {
@@ -190,7 +258,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     s.optimizer->zero_grad();
     double step_loss = 0;
     for (int64_t m = 0; m < accum; ++m) {
-      data::LmBatch b = s.train_loader->Get(step, m);
+      // fixedflop: the appended steps re-read the guided phase's data from its start.
+      const int64_t data_step = step < t.max_steps() ? step : step - t.max_steps();
+      data::LmBatch b = s.train_loader->Get(data_step, m);
       at::Tensor loss = s.model->Loss(b.inputs, b.targets);
       (loss / static_cast<double>(accum)).backward();
       step_loss += loss.item<double>() / static_cast<double>(accum);
@@ -204,6 +274,10 @@ absl::StatusOr<TrainResult> Trainer::Run() {
           std::isfinite(step_loss) ? "gradient norm" : "loss", step, step_loss, grad_norm));
     }
     s.optimizer->step();
+    const double step_alpha = s.guided_layers.empty() || s.guides_dropped
+                                  ? 0.0
+                                  : s.guided_layers.front()->alpha();
+    AdvanceSelfGuided(step);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     train_seconds += secs;
@@ -213,7 +287,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     interval_seconds += secs;
     const int64_t done = step + 1;
     const double tok_s = static_cast<double>(interval_steps * tokens_per_step) / interval_seconds;
-    const bool log_now = done % t.log_every() == 0 || done == t.max_steps();
+    const bool log_now = done % t.log_every() == 0 || done == total_steps;
     progress.Step(done,
                   absl::StrFormat("loss %.4f ppl %.1f | lr %.2e | %s tok/s", step_loss,
                                   std::exp(step_loss), lr, HumanCount(tok_s)),
@@ -226,11 +300,14 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       rec["loss"] = mean_loss;
       rec["lr"] = lr;
       rec["grad_norm"] = grad_norm;
-      rec["alpha"] = Json();  // no self-guided layers in this model
+      // alpha of the step just taken; null for models without self-guided layers.
+      rec["alpha"] = s.guided_layers.empty() ? Json() : Json(step_alpha);
       rec["tokens_per_s"] = tok_s;
-      rec["flops"] = flops_per_step * static_cast<double>(done);
-      rec["mfu"] = s.peak_flops > 0 ? flops_per_step * interval_steps / interval_seconds /
-                                          s.peak_flops
+      // Cumulative training FLOPs, self-guided steps weighted as the accounting does.
+      const double flops_done = CumulativeTrainingFlops(c, done);
+      rec["flops"] = flops_done;
+      rec["mfu"] = s.peak_flops > 0 ? (flops_done - CumulativeTrainingFlops(c, done - interval_steps)) /
+                                          interval_seconds / s.peak_flops
                                     : 0.0;
       LOOM_RETURN_IF_ERROR(AppendLine(s.metrics_path, rec.Dump()));
       result.final_train_loss = mean_loss;
@@ -238,7 +315,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       interval_steps = 0;
       interval_seconds = 0;
     }
-    const bool last = done == t.max_steps();
+    const bool last = done == total_steps;
     if (s.val_loader && ((t.eval_every() > 0 && done % t.eval_every() == 0) || last)) {
       const double v = evaluate();
       result.final_val_loss = v;
@@ -246,10 +323,10 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     }
   }
   progress.Finish();
-  result.steps = t.max_steps();
-  result.tokens = t.max_steps() * tokens_per_step;
+  result.steps = total_steps;
+  result.tokens = total_steps * tokens_per_step;
   result.tokens_per_s = static_cast<double>(result.tokens) / train_seconds;
-  result.total_flops = flops_per_step * static_cast<double>(t.max_steps());
+  result.total_flops = ComputeRunFlops(c).train_flops;
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
   return result;

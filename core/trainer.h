@@ -44,6 +44,8 @@ class Trainer {
  private:
   struct State;
   explicit Trainer(std::unique_ptr<State> state);
+  void SetupSelfGuided();
+  void AdvanceSelfGuided(int64_t step);
   std::unique_ptr<State> state_;
 };
 

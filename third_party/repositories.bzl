@@ -45,7 +45,7 @@ cc_library(
 # a tensor is put on one.
 cc_library(
     name = "torch",
-    linkopts = ["-L%s/lib", "-Wl,-rpath,%s/lib", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"],
+    linkopts = ["-L%s/lib", "-Wl,-rpath,%s/lib", "-Wl,--push-state,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--pop-state"],
     deps = [":headers"],
 )
 
@@ -57,7 +57,7 @@ cc_library(
 """ % (
         home,
         home,
-        '["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Wl,--as-needed"]' if has_cuda else "[]",
+        '["-Wl,--push-state,--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Wl,--pop-state"]' if has_cuda else "[]",
     ))
 libtorch_repository = repository_rule(
     implementation = _libtorch_impl,
