@@ -257,9 +257,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     }
     s.optimizer->zero_grad();
     double step_loss = 0;
+    // fixedflop: the appended steps re-read the guided phase's data from its start.
+    const int64_t data_step = step < t.max_steps() ? step : step - t.max_steps();
     for (int64_t m = 0; m < accum; ++m) {
-      // fixedflop: the appended steps re-read the guided phase's data from its start.
-      const int64_t data_step = step < t.max_steps() ? step : step - t.max_steps();
       data::LmBatch b = s.train_loader->Get(data_step, m);
       at::Tensor loss = s.model->Loss(b.inputs, b.targets);
       (loss / static_cast<double>(accum)).backward();
@@ -297,6 +297,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       Json rec = Json::MakeObject();
       rec["step"] = done;
       rec["tokens"] = done * tokens_per_step;
+      rec["data_step"] = data_step;  // which step's batch this was (differs in fixedflop repeats)
       rec["loss"] = mean_loss;
       rec["lr"] = lr;
       rec["grad_norm"] = grad_norm;

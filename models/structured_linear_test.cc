@@ -1,0 +1,218 @@
+#include "models/structured_linear.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "models/ffn.h"
+
+namespace loom::models {
+namespace {
+
+struct LayerCase {
+  std::string name;
+  std::function<std::shared_ptr<StructuredLinear>()> make;
+};
+
+std::vector<LayerCase> Cases() {
+  return {
+      {"lowrank_up", [] { return std::make_shared<LowRankLinear>(12, 20, 4, true, 0.3, at::kDouble); }},
+      {"lowrank_down", [] { return std::make_shared<LowRankLinear>(20, 12, 5, false, 0.3, at::kDouble); }},
+      {"blockdense_up", [] { return std::make_shared<BlockDenseLinear>(12, 20, 6, 3, true, 0.3, at::kDouble); }},
+      {"blockdense_down", [] { return std::make_shared<BlockDenseLinear>(20, 12, 8, 4, true, 0.3, at::kDouble); }},
+      {"blockshuffle_up", [] { return std::make_shared<BlockShuffleLinear>(12, 24, 3, true, 0.3, at::kDouble); }},
+      {"blockshuffle_down", [] { return std::make_shared<BlockShuffleLinear>(24, 12, 4, true, 0.3, at::kDouble); }},
+      {"blockshuffle_square", [] { return std::make_shared<BlockShuffleLinear>(16, 16, 2, false, 0.3, at::kDouble); }},
+  };
+}
+
+class StructuredLinearTest : public ::testing::TestWithParam<LayerCase> {};
+
+// Central finite differences of L = sum(y * g) for a sample of entries of x and every parameter.
+void ExpectGradientsMatchFiniteDifferences(StructuredLinear& layer, const std::string& what) {
+  at::manual_seed(3);
+  at::Tensor x = at::randn({2, 3, layer.in_features()}, at::kDouble).requires_grad_(true);
+  at::Tensor g = at::randn({2, 3, layer.out_features()}, at::kDouble);
+  std::vector<at::Tensor> inputs = {x};
+  std::vector<std::string> names = {"x"};
+  for (const auto& p : layer.named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    inputs.push_back(p.value());
+    names.push_back(p.key());
+  }
+  auto loss_fn = [&] { return (layer.Forward(x) * g).sum(); };
+  auto grads = torch::autograd::grad({loss_fn()}, inputs);
+  const double h = 1e-6;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    at::Tensor flat = inputs[i].detach().view({-1});
+    at::Tensor grad = grads[i].reshape({-1});
+    for (int64_t j : {int64_t{0}, flat.numel() / 3, flat.numel() - 1}) {
+      const double orig = flat[j].item<double>();
+      double lp, lm;
+      {
+        at::NoGradGuard no_grad;
+        flat[j] = orig + h;
+        lp = loss_fn().item<double>();
+        flat[j] = orig - h;
+        lm = loss_fn().item<double>();
+        flat[j] = orig;
+      }
+      const double fd = (lp - lm) / (2 * h);
+      EXPECT_NEAR(grad[j].item<double>(), fd, 1e-7 * std::max(1.0, std::abs(fd)))
+          << what << " d/d" << names[i] << "[" << j << "]";
+    }
+  }
+}
+
+TEST_P(StructuredLinearTest, GradientsMatchFiniteDifferencesFloat64) {
+  auto layer = GetParam().make();
+  ExpectGradientsMatchFiniteDifferences(*layer, GetParam().name);
+}
+
+TEST_P(StructuredLinearTest, SelfGuidedGradientsMatchFiniteDifferences) {
+  auto layer = GetParam().make();
+  at::Tensor guide = at::randn({layer->out_features(), layer->in_features()}, at::kDouble);
+  layer->EnableSelfGuided(guide, /*reduce_flop=*/false, 1);
+  layer->SetSelfGuidedState(3, 0.37);
+  ExpectGradientsMatchFiniteDifferences(*layer, GetParam().name + "+sgt");
+}
+
+TEST_P(StructuredLinearTest, MergedWeightIsTheSameLinearMap) {
+  auto layer = GetParam().make();
+  at::Tensor x = at::randn({7, layer->in_features()}, at::kDouble);
+  at::Tensor structured = layer->StructuredForward(x);
+  at::Tensor merged = at::matmul(x, layer->MergedWeight().t());
+  EXPECT_LT((structured - merged).abs().max().item<double>(), 1e-12);
+}
+
+TEST_P(StructuredLinearTest, SelfGuidedMixesAndCloses) {
+  auto layer = GetParam().make();
+  at::NoGradGuard no_grad;
+  at::Tensor x = at::randn({5, layer->in_features()}, at::kDouble);
+  at::Tensor guide = at::randn({layer->out_features(), layer->in_features()}, at::kDouble);
+  layer->EnableSelfGuided(guide, false, 1);
+  layer->SetSelfGuidedState(2, 0.25);
+  at::Tensor expect = 0.25 * at::matmul(x, guide.t()) + 0.75 * layer->StructuredForward(x);
+  EXPECT_LT((layer->ForwardNoBias(x) - expect).abs().max().item<double>(), 1e-12);
+  layer->CloseSelfGuided();
+  EXPECT_FALSE(layer->self_guided());
+  EXPECT_FALSE(layer->guide_linear.requires_grad());
+  EXPECT_LT((layer->ForwardNoBias(x) - layer->StructuredForward(x)).abs().max().item<double>(), 1e-15);
+}
+
+TEST_P(StructuredLinearTest, GuideFromMergedWeightStartsAtTheStructuredMap) {
+  // alpha = 1 at step 0: with the guide initialised to W_merged the network is unchanged.
+  auto layer = GetParam().make();
+  at::NoGradGuard no_grad;
+  at::Tensor x = at::randn({5, layer->in_features()}, at::kDouble);
+  at::Tensor before = layer->ForwardNoBias(x);
+  layer->EnableSelfGuided(layer->MergedWeight(), false, 1);
+  EXPECT_DOUBLE_EQ(layer->alpha(), 1.0);
+  EXPECT_LT((layer->ForwardNoBias(x) - before).abs().max().item<double>(), 1e-12);
+}
+
+TEST_P(StructuredLinearTest, PreMergedInferenceMatchesAndIsOnlyUsedInEval) {
+  auto layer = GetParam().make();
+  at::NoGradGuard no_grad;
+  at::Tensor few = at::randn({3, layer->in_features()}, at::kDouble);
+  at::Tensor many = at::randn({40, layer->in_features()}, at::kDouble);
+  at::Tensor ref_few = layer->StructuredForward(few);
+  at::Tensor ref_many = layer->StructuredForward(many);
+  layer->SetMergedForInference(16);
+  layer->eval();
+  EXPECT_LT((layer->ForwardNoBias(few) - ref_few).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((layer->ForwardNoBias(many) - ref_many).abs().max().item<double>(), 1e-12);
+  // Training invalidates the cache: after a weight change the eval output follows the weights.
+  layer->train();
+  layer->ForwardNoBias(few);
+  for (auto& p : layer->parameters()) p.mul_(2.0);
+  layer->eval();
+  at::Tensor now = layer->StructuredForward(few);
+  EXPECT_LT((layer->ForwardNoBias(few) - now).abs().max().item<double>(), 1e-12);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layers, StructuredLinearTest, ::testing::ValuesIn(Cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(SelfGuidedTest, ReduceFlopUsesTheGuideWithProbabilityAlpha) {
+  auto layer = std::make_shared<LowRankLinear>(8, 8, 2, true, 0.3, at::kDouble);
+  layer->EnableSelfGuided(layer->MergedWeight(), /*reduce_flop=*/true, 42);
+  layer->SetSelfGuidedState(1, 0.3);
+  at::NoGradGuard no_grad;
+  at::Tensor x = at::randn({2, 8}, at::kDouble);
+  at::Tensor s = layer->StructuredForward(x);
+  const int n = 4000;
+  int skipped_outputs = 0;
+  for (int i = 0; i < n; ++i) {
+    // A skipped draw returns exactly S(x); a used one the mixture (which differs: guide != S here
+    // after the perturbation below).
+    if (i == 0) layer->guide_linear.add_(1.0);
+    if (at::equal(layer->ForwardNoBias(x), s)) ++skipped_outputs;
+  }
+  EXPECT_EQ(layer->guide_uses() + layer->guide_skips(), n);
+  EXPECT_EQ(layer->guide_skips(), skipped_outputs);
+  const double used = static_cast<double>(layer->guide_uses()) / n;
+  EXPECT_NEAR(used, 0.3, 0.03);  // 4.1 standard deviations
+  // Evaluation is deterministic: the full mixture, never a skip.
+  layer->eval();
+  const int64_t skips = layer->guide_skips();
+  for (int i = 0; i < 100; ++i) layer->ForwardNoBias(x);
+  EXPECT_EQ(layer->guide_skips(), skips);
+}
+
+TEST(SelfGuidedTest, BlockShuffleReferenceGuideIgnoresTheShuffles) {
+  auto layer = std::make_shared<BlockShuffleLinear>(16, 32, 2, true, 0.02, at::kDouble);
+  at::Tensor reference = layer->ReferenceGuideInit();
+  at::Tensor merged = layer->MergedWeight();
+  EXPECT_GT((reference - merged).abs().max().item<double>(), 0.1);
+}
+
+TEST(InitTest, LowRankSvdInitIsTheBestRankRApproximation) {
+  at::manual_seed(5);
+  at::Tensor w0 = at::randn({20, 12}, at::kDouble);
+  at::Tensor lr1, lr2;
+  LowRankLinear::SvdInit(w0, 4, &lr1, &lr2);
+  at::Tensor s_full = std::get<1>(at::linalg_svd(w0, false));
+  at::Tensor s_approx = std::get<1>(at::linalg_svd(at::matmul(lr2, lr1), false));
+  EXPECT_LT((s_approx.narrow(0, 0, 4) - s_full.narrow(0, 0, 4)).abs().max().item<double>(), 1e-12);
+  EXPECT_LT(s_approx[4].item<double>(), 1e-12);
+  // Balanced factors: lr1 lr1^T = lr2^T lr2 = diag(S_R).
+  EXPECT_LT((at::matmul(lr1, lr1.t()) - at::matmul(lr2.t(), lr2)).abs().max().item<double>(), 1e-12);
+}
+
+TEST(InitTest, BlockLayersStartOrthogonal) {
+  auto layer = std::make_shared<BlockShuffleLinear>(16, 32, 2, true, 0.02, at::kDouble);
+  // Each (s, q) block of blkdiag2 has orthonormal columns: the 0.02 scale is discarded.
+  at::Tensor b = layer->blkdiag2;
+  at::Tensor gram = at::matmul(b.transpose(1, 2), b);
+  EXPECT_LT((gram - at::eye(b.size(2), at::kDouble)).abs().max().item<double>(), 1e-12);
+}
+
+TEST(InitTest, BadShapesAreRejected) {
+  EXPECT_THROW(LowRankLinear(8, 8, 9, true, 0.02, at::kDouble), c10::Error);
+  EXPECT_THROW(BlockDenseLinear(9, 8, 4, 2, true, 0.02, at::kDouble), c10::Error);
+  EXPECT_THROW(BlockDenseLinear(8, 8, 3, 2, true, 0.02, at::kDouble), c10::Error);
+  EXPECT_THROW(BlockShuffleLinear(8, 9, 2, true, 0.02, at::kDouble), c10::Error);
+}
+
+TEST(FfnTest, FirstBlockStaysDenseAndOthersAreStructured) {
+  ModelConfig config;
+  config.set_d_model(16);
+  config.mutable_ffn()->set_type("blockdense");
+  config.mutable_ffn()->set_rank(8);
+  config.mutable_ffn()->set_nblocks(2);
+  auto first = MakeFfn(config, 0, at::kDouble);
+  auto second = MakeFfn(config, 1, at::kDouble);
+  EXPECT_TRUE(first->StructuredLayers().empty());
+  EXPECT_EQ(second->StructuredLayers().size(), 2u);
+  config.mutable_ffn()->set_first_layer_dense(false);
+  EXPECT_EQ(MakeFfn(config, 0, at::kDouble)->StructuredLayers().size(), 2u);
+}
+
+}  // namespace
+}  // namespace loom::models
