@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Loom quickstart: setup (if needed), build, tokenize the bundled corpus, train the tiny LM.
 #
-#   launch/quickstart.sh [--set=a.b.c=value]...     # extra overrides go to `train`
+#   launch/quickstart.sh [--config=FILE] [--set=a.b.c=value]...   # extra arguments go to `train`
 #
-# Trains launch/configs/lm/tiny.textproto (4 layers, d=128, GPT-2 vocabulary) on CPU for 300
-# steps, printing train/val loss and perplexity and tokens/s; the run directory is printed at the
-# end. Takes a few minutes on a 2-core machine once built.
+# Trains launch/configs/lm/tiny_lowrank_sgt.textproto (4 layers, d=128, GPT-2 vocabulary, LowRank
+# FFNs with self-guided training) on CPU, printing train/val loss and perplexity and tokens/s;
+# the run directory is printed at the end. --config=launch/configs/lm/tiny.textproto trains the
+# dense baseline instead. Takes a few minutes on a 2-core machine once built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +30,13 @@ if [[ ! -f "$shards/train_000000.bin" ]]; then
     --val_fraction=0.02
 fi
 
-run_dir="runs/tiny-$(date +%Y%m%d-%H%M%S)"
-echo "quickstart: training (run directory $run_dir)..."
-bazel-bin/launch/train --config=launch/configs/lm/tiny.textproto --run_dir="$run_dir" "$@"
+config=launch/configs/lm/tiny_lowrank_sgt.textproto
+args=()
+for a in "$@"; do
+  if [[ "$a" == --config=* ]]; then config="${a#--config=}"; else args+=("$a"); fi
+done
+name=$(basename "$config" .textproto)
+run_dir="runs/$name-$(date +%Y%m%d-%H%M%S)"
+echo "quickstart: training $config (run directory $run_dir)..."
+bazel-bin/launch/train --config="$config" --run_dir="$run_dir" "${args[@]}"
 echo "quickstart: metrics in $run_dir/metrics.jsonl, resolved config in $run_dir/config.textproto"
