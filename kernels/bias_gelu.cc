@@ -6,6 +6,8 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <type_traits>
+
 #include "kernels/internal/gelu_math.h"
 
 #ifdef LOOM_CUDA
@@ -29,6 +31,52 @@ void CheckArgs(const at::Tensor& u, const at::Tensor& bias) {
   }
 }
 
+// ---- float32: a vectorisable loop -------------------------------------------------------------
+// libm's scalar tanh made the GELU of a d=1024 FFN (4096 x 4096 activations) cost as much as a
+// third of its fwd+bwd matmuls. float32 uses a branch-free rational tanh (Eigen's
+// generic_fast_tanh_float: clamp to +-7.9, odd degree-13 / even degree-6 polynomials; within a few
+// float32 ulp of tanh) that GCC vectorises, cloned for AVX-512 / AVX2 / baseline with runtime
+// dispatch. float64 (what the golden parity checks) keeps the exact libm expression.
+inline float FastTanh(float x) {
+  const float c = 7.90531110763549805f;
+  x = x > c ? c : (x < -c ? -c : x);
+  const float x2 = x * x;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 - 8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  return x * p / q;
+}
+
+#define LOOM_VECTOR_CLONES \
+  __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+
+LOOM_VECTOR_CLONES void GeluForwardRowF32(const float* u, const float* b, float* y, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {
+    const float v = b != nullptr ? u[c] + b[c] : u[c];
+    const float t = FastTanh(0.79788456f * v * (1.0f + 0.044715f * v * v));
+    y[c] = v * 0.5f * (1.0f + t);
+  }
+}
+
+LOOM_VECTOR_CLONES void GeluBackwardRowF32(const float* g, const float* u, const float* b,
+                                           float* gu, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {
+    const float v = b != nullptr ? u[c] + b[c] : u[c];
+    const float t = FastTanh(0.79788456f * v * (1.0f + 0.044715f * v * v));
+    const float d = 0.5f * v * ((1.0f - t * t) * (0.79788456f + 0.1070322243f * v * v)) +
+                    0.5f * (1.0f + t);
+    gu[c] = g[c] * d;
+  }
+}
+
 // Rows are independent; parallelise over them in grains of ~32K elements.
 template <typename T>
 void CpuForward(const T* u, const T* b, T* y, int64_t rows, int64_t cols) {
@@ -37,6 +85,10 @@ void CpuForward(const T* u, const T* b, T* y, int64_t rows, int64_t cols) {
     for (int64_t r = begin; r < end; ++r) {
       const T* ur = u + r * cols;
       T* yr = y + r * cols;
+      if constexpr (std::is_same_v<T, float>) {
+        GeluForwardRowF32(ur, b, yr, cols);
+        continue;
+      }
       if (b != nullptr) {
         for (int64_t c = 0; c < cols; ++c) yr[c] = internal::GeluForward<T>(ur[c] + b[c]);
       } else {
@@ -54,6 +106,10 @@ void CpuBackward(const T* g, const T* u, const T* b, T* gu, int64_t rows, int64_
       const T* ur = u + r * cols;
       const T* gr = g + r * cols;
       T* out = gu + r * cols;
+      if constexpr (std::is_same_v<T, float>) {
+        GeluBackwardRowF32(gr, ur, b, out, cols);
+        continue;
+      }
       for (int64_t c = 0; c < cols; ++c) {
         const T v = b != nullptr ? ur[c] + b[c] : ur[c];
         out[c] = gr[c] * internal::GeluDerivative<T>(v);

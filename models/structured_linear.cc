@@ -2,6 +2,7 @@
 
 #include <ATen/Functions.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 namespace loom::models {
 namespace {
@@ -31,13 +32,143 @@ at::Tensor PolarFactor(const at::Tensor& a) {
   return at::matmul(u, vh).to(a.scalar_type());
 }
 
-at::Tensor BlockDiagonalApply(const at::Tensor& x, const at::Tensor& blocks) {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Layouts. A block-diagonal product keeps activations in their natural (n, B*width) row-major
+// layout; the batched GEMM reads and writes them through (B, n, width) transposed views (row
+// stride B*width), which BLAS takes as a leading dimension, so no transpose is ever copied. With
+// x.view(n,B,p).transpose(0,1) -> bmm -> .transpose(0,1).reshape(n, B*q), the reshape copied the
+// whole output (and autograd's backward copied the gradients again).
+
+// out = a @ b, batched, written through `out` (a view into a larger buffer).
+void BmmInto(at::Tensor out, const at::Tensor& a, const at::Tensor& b) { at::bmm_out(out, a, b); }
+
+// y (n, B*q) = blockdiag(x (n, B*p)), blocks (B, q, p); writes into y.
+void BlockDiagonalInto(const at::Tensor& x, const at::Tensor& blocks, const at::Tensor& y) {
   const int64_t n = x.size(0), b = blocks.size(0), q = blocks.size(1), p = blocks.size(2);
-  TORCH_CHECK(x.size(1) == b * p, "BlockDiagonalApply: input width ", x.size(1), " != ", b,
-              " blocks x ", p);
-  // One batched GEMM over all blocks: (B, n, p) x (B, p, q) -> (B, n, q).
-  at::Tensor h = at::bmm(x.view({n, b, p}).transpose(0, 1), blocks.transpose(1, 2));
-  return h.transpose(0, 1).reshape({n, b * q});
+  BmmInto(y.view({n, b, q}).transpose(0, 1), x.view({n, b, p}).transpose(0, 1),
+              blocks.transpose(1, 2));
+}
+
+class BlockDiagonalFunction : public torch::autograd::Function<BlockDiagonalFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in,
+                            const at::Tensor& blocks) {
+    at::Tensor x = x_in.contiguous();
+    ctx->save_for_backward({x, blocks});
+    at::Tensor y = at::empty({x.size(0), blocks.size(0) * blocks.size(1)}, x.options());
+    BlockDiagonalInto(x, blocks, y);
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& blocks = saved[1];
+    const int64_t n = x.size(0), b = blocks.size(0), q = blocks.size(1), p = blocks.size(2);
+    at::Tensor g = grads[0].contiguous();
+    at::Tensor gt = g.view({n, b, q}).transpose(0, 1);  // (B, n, q)
+    at::Tensor gx, gw;
+    if (ctx->needs_input_grad(0)) {
+      gx = at::empty({n, b * p}, g.options());
+      BmmInto(gx.view({n, b, p}).transpose(0, 1), gt, blocks);  // (B,n,q) x (B,q,p)
+    }
+    if (ctx->needs_input_grad(1)) {
+      gw = at::bmm(gt.transpose(1, 2), x.view({n, b, p}).transpose(0, 1));  // (B, q, p)
+    }
+    return {gx, gw};
+  }
+};
+
+// BlockShuffle's first block-diagonal product with the stride shuffle folded into the GEMM
+// outputs. Returns u (B, n, q) with u[c, t, a] = h[t, a*B + c], h = blockdiag1(x) (n, B*q), i.e.
+// exactly the second GEMM's batched input. Needs B | q: writing a = i*(q/B) + j1, u[c, t, a] =
+// sum_k W1[i, j1*B + c, k] x[t, i*p + k], so for each c the rows {j1*B + c} of every block (a
+// strided view of W1, leading dimension B*p) produce u[c]'s columns i*(q/B) ... + q/B (a strided
+// view of u[c], leading dimension q): B batched GEMMs over the blocks, no copy.
+class ShuffledBlockDiagonalFunction
+    : public torch::autograd::Function<ShuffledBlockDiagonalFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& w1) {
+    at::Tensor x = x_in.contiguous();
+    ctx->save_for_backward({x, w1});
+    const int64_t n = x.size(0), b = w1.size(0), q = w1.size(1), p = w1.size(2), r = q / b;
+    at::Tensor u = at::empty({b, n, q}, x.options());
+    at::Tensor xt = x.view({n, b, p}).transpose(0, 1);  // (B_i, n, p)
+    at::Tensor wv = w1.view({b, r, b, p});              // [i, j1, c, k]
+    for (int64_t c = 0; c < b; ++c) {
+      BmmInto(u.select(0, c).view({n, b, r}).transpose(0, 1), xt,
+                  wv.select(2, c).transpose(1, 2));
+    }
+    return u;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& w1 = saved[1];
+    const int64_t n = x.size(0), b = w1.size(0), q = w1.size(1), p = w1.size(2), r = q / b;
+    at::Tensor gu = grads[0].contiguous();  // (B_c, n, q)
+    at::Tensor xt = x.view({n, b, p}).transpose(0, 1);
+    at::Tensor wv = w1.view({b, r, b, p});
+    at::Tensor gx, gw;
+    if (ctx->needs_input_grad(0)) {
+      // Un-shuffle the gradient once (n, B*q), then one GEMM with the full depth q.
+      at::Tensor gh = at::empty({n, b, r, b}, gu.options());  // [t, i, j1, c]
+      gh.permute({3, 0, 1, 2}).copy_(gu.view({b, n, b, r}));
+      gx = at::empty({n, b * p}, gu.options());
+      BmmInto(gx.view({n, b, p}).transpose(0, 1), gh.view({n, b, q}).transpose(0, 1), w1);
+    }
+    if (ctx->needs_input_grad(1)) {
+      gw = at::empty_like(w1, at::MemoryFormat::Contiguous);
+      at::Tensor gwv = gw.view({b, r, b, p});
+      for (int64_t c = 0; c < b; ++c) {
+        at::Tensor guc = gu.select(0, c).view({n, b, r}).transpose(0, 1);  // (B_i, n, r)
+        BmmInto(gwv.select(2, c), guc.transpose(1, 2), xt);           // (B_i, r, p)
+      }
+    }
+    return {gx, gw};
+  }
+};
+
+// BlockShuffle's second block-diagonal product and the un-shuffle: u (B, n, q), w2 (B, s, q) ->
+// y (n, s*B), y[t, r*B + c] = (u[c] w2[c]^T)[t, r]. The interleaved output cannot be a GEMM's
+// output (column stride B), so it costs one copy each way.
+class ShuffledOutputFunction : public torch::autograd::Function<ShuffledOutputFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& w2) {
+    ctx->save_for_backward({u, w2});
+    const int64_t b = u.size(0), n = u.size(1), s = w2.size(1);
+    at::Tensor z = at::bmm(u, w2.transpose(1, 2));  // (B, n, s)
+    at::Tensor y = at::empty({n, s, b}, u.options());
+    y.permute({2, 0, 1}).copy_(z);
+    return y.view({n, s * b});
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& u = saved[0];
+    const at::Tensor& w2 = saved[1];
+    const int64_t b = u.size(0), n = u.size(1), s = w2.size(1);
+    at::Tensor gz = grads[0].reshape({n, s, b}).permute({2, 0, 1}).contiguous();  // (B, n, s)
+    at::Tensor gu, gw;
+    if (ctx->needs_input_grad(0)) gu = at::bmm(gz, w2);
+    if (ctx->needs_input_grad(1)) gw = at::bmm(gz.transpose(1, 2), u);
+    return {gu, gw};
+  }
+};
+
+}  // namespace
+
+at::Tensor BlockDiagonalApply(const at::Tensor& x, const at::Tensor& blocks) {
+  const int64_t b = blocks.size(0), p = blocks.size(2);
+  TORCH_CHECK(x.dim() == 2 && x.size(1) == b * p, "BlockDiagonalApply: input width ", x.size(1),
+              " != ", b, " blocks x ", p);
+  // One batched GEMM over all blocks: (B, n, p) x (B, p, q) -> (B, n, q), through views.
+  return BlockDiagonalFunction::apply(x, blocks);
 }
 
 // ---- StructuredLinear -------------------------------------------------------------------------
@@ -111,7 +242,7 @@ void StructuredLinear::SetMergedForInference(int64_t threshold_tokens) {
 // ---- LowRank ----------------------------------------------------------------------------------
 
 LowRankLinear::LowRankLinear(int64_t in, int64_t out, int64_t rank, bool with_bias,
-                             double init_std, at::ScalarType dtype)
+                             double init_std, at::ScalarType dtype, InitMode init)
     : StructuredLinear(in, out) {
   TORCH_CHECK(rank >= 1 && rank <= std::min(in, out), "LowRank rank ", rank,
               " must be in [1, min(in ", in, ", out ", out, ")]");
@@ -119,8 +250,10 @@ LowRankLinear::LowRankLinear(int64_t in, int64_t out, int64_t rank, bool with_bi
   // RNG stream aligned with it.
   at::Tensor l1 = Normal({rank, in}, init_std, dtype);
   at::Tensor l2 = Normal({out, rank}, init_std, dtype);
-  at::Tensor w0 = Normal({out, in}, init_std, dtype);
-  SvdInit(w0, rank, &l1, &l2);
+  if (init == InitMode::kReference) {
+    at::Tensor w0 = Normal({out, in}, init_std, dtype);
+    SvdInit(w0, rank, &l1, &l2);
+  }
   lr1 = register_parameter("lr1", l1);
   lr2 = register_parameter("lr2", l2);
   if (with_bias) bias = register_parameter("bias", at::zeros({out}, Opts(dtype)));
@@ -145,15 +278,17 @@ int64_t LowRankLinear::NumStructuredWeights() const { return lr1.numel() + lr2.n
 // ---- BlockDense -------------------------------------------------------------------------------
 
 BlockDenseLinear::BlockDenseLinear(int64_t in, int64_t out, int64_t rank, int64_t nblocks,
-                                   bool with_bias, double init_std, at::ScalarType dtype)
+                                   bool with_bias, double init_std, at::ScalarType dtype,
+                                   InitMode init)
     : StructuredLinear(in, out), nblocks_(nblocks) {
   TORCH_CHECK(nblocks >= 1 && in % nblocks == 0 && rank % nblocks == 0, "BlockDense: nblocks ",
               nblocks, " must divide in_features ", in, " and rank ", rank);
   TORCH_CHECK(rank >= 1, "BlockDense rank must be >= 1, got ", rank);
   at::Tensor b = Normal({nblocks, rank / nblocks, in / nblocks}, init_std, dtype);
   at::Tensor l = Normal({out, rank}, init_std, dtype);
-  blkdiag = register_parameter("blkdiag", PolarFactor(b));
-  lr = register_parameter("lr", PolarFactor(l));
+  const bool ref = init == InitMode::kReference;
+  blkdiag = register_parameter("blkdiag", ref ? PolarFactor(b) : b);
+  lr = register_parameter("lr", ref ? PolarFactor(l) : l);
   if (with_bias) bias = register_parameter("bias", at::zeros({out}, Opts(dtype)));
 }
 
@@ -172,25 +307,30 @@ int64_t BlockDenseLinear::NumStructuredWeights() const { return blkdiag.numel() 
 // ---- BlockShuffle -----------------------------------------------------------------------------
 
 BlockShuffleLinear::BlockShuffleLinear(int64_t in, int64_t out, int64_t nblocks, bool with_bias,
-                                       double init_std, at::ScalarType dtype)
+                                       double init_std, at::ScalarType dtype, InitMode init)
     : StructuredLinear(in, out), nblocks_(nblocks) {
   TORCH_CHECK(nblocks >= 1 && in % nblocks == 0 && out % nblocks == 0, "BlockShuffle: nblocks ",
               nblocks, " must divide in_features ", in, " and out_features ", out);
   const int64_t p = in / nblocks, q = std::min(in, out) / nblocks, s = out / nblocks;
   at::Tensor b1 = Normal({nblocks, q, p}, init_std, dtype);
   at::Tensor b2 = Normal({nblocks, s, q}, init_std, dtype);
-  blkdiag1 = register_parameter("blkdiag1", PolarFactor(b1));
-  blkdiag2 = register_parameter("blkdiag2", PolarFactor(b2));
+  const bool ref = init == InitMode::kReference;
+  blkdiag1 = register_parameter("blkdiag1", ref ? PolarFactor(b1) : b1);
+  blkdiag2 = register_parameter("blkdiag2", ref ? PolarFactor(b2) : b2);
   if (with_bias) bias = register_parameter("bias", at::zeros({out}, Opts(dtype)));
 }
 
 at::Tensor BlockShuffleLinear::StructuredForward(const at::Tensor& x) {
   return OnRows(x, in_features(), out_features(), [&](const at::Tensor& rows) {
     const int64_t n = rows.size(0), b = nblocks_, q = blkdiag1.size(1), s = blkdiag2.size(1);
-    at::Tensor h = BlockDiagonalApply(rows, blkdiag1);  // (n, B*q), h[a*B + c] -> u[c, a]
-    at::Tensor u = h.view({n, q, b}).permute({2, 0, 1});  // (B, n, q)
-    at::Tensor z = at::bmm(u, blkdiag2.transpose(1, 2));  // (B, n, s)
-    return z.permute({1, 2, 0}).reshape({n, s * b});      // y[t*B + c] = z[c, t]
+    at::Tensor u;  // (B, n, q), u[c, t, a] = h[t, a*B + c], h = blockdiag1(rows) (n, B*q)
+    if (q % b == 0) {
+      u = ShuffledBlockDiagonalFunction::apply(rows, blkdiag1);
+    } else {
+      at::Tensor h = BlockDiagonalApply(rows, blkdiag1);
+      u = h.view({n, q, b}).permute({2, 0, 1});
+    }
+    return ShuffledOutputFunction::apply(u, blkdiag2);  // y[t*B + c] = (u[c] blkdiag2[c]^T)[t]
   });
 }
 

@@ -31,6 +31,11 @@
 
 namespace loom::models {
 
+// kReference: the reference's init (SVD / orthogonal polar factors, float64; what training and the
+// golden files use). kRandomFast: plain N(0, std^2) draws, no factorisation, for benchmarks at
+// widths where the float64 SVD of a (4d, d) matrix takes longer than the measurement.
+enum class InitMode { kReference, kRandomFast };
+
 class StructuredLinear : public Projection {
  public:
   StructuredLinear(int64_t in_features, int64_t out_features) : Projection(in_features, out_features) {}
@@ -79,12 +84,22 @@ class StructuredLinear : public Projection {
   int64_t merge_threshold_ = 0;
 };
 
+// Default for SetMergedForInference, measured (bazel run -c opt //models:ffn_benchmark, forward
+// only, float32, 2 threads, one d -> 4d layer, structured vs the cached MergedWeight(), tokens
+// 1 ... 4096, d = 1024 and 2048, all six paper settings): the structured form was faster at every
+// token count, including 1 (e.g. d=2048 LowRank R=512: 379 us vs 1238 us at 1 token; d=1024
+// BlockDense B=4 R=768, the closest: 254 us vs 303 us), because a small-batch dense product is
+// bound by reading the (4d, d) matrix and the structured one reads fewer weights. Crossover = 1
+// token for every variant, so merging never pays on this CPU: 0 (cache off). Re-measure on other
+// hardware (GPUs) before raising it; see models/FFN_BENCHMARK_RESULTS.md.
+inline constexpr int64_t kDefaultMergeBelowTokens = 0;
+
 class LowRankLinear : public StructuredLinear {
  public:
   // Reference init ("svd"): lr1, lr2 ~ N(0, std^2) (drawn, then discarded), W0 ~ N(0, std^2)
   // (M, N); lr1 = sqrt(S_R) Vh_R, lr2 = U_R sqrt(S_R), the best rank-R approximation of W0.
   LowRankLinear(int64_t in_features, int64_t out_features, int64_t rank, bool bias,
-                double init_std, at::ScalarType dtype);
+                double init_std, at::ScalarType dtype, InitMode init = InitMode::kReference);
   at::Tensor StructuredForward(const at::Tensor& x) override;
   at::Tensor MergedWeight() override;
   int64_t NumStructuredWeights() const override;
@@ -101,7 +116,8 @@ class BlockDenseLinear : public StructuredLinear {
   // Reference init ("ortho"): N(0, std^2) draws of blkdiag then lr, each block and lr replaced
   // by its orthogonal polar factor U Vh.
   BlockDenseLinear(int64_t in_features, int64_t out_features, int64_t rank, int64_t nblocks,
-                   bool bias, double init_std, at::ScalarType dtype);
+                   bool bias, double init_std, at::ScalarType dtype,
+                   InitMode init = InitMode::kReference);
   at::Tensor StructuredForward(const at::Tensor& x) override;
   at::Tensor MergedWeight() override;
   int64_t NumStructuredWeights() const override;
@@ -117,7 +133,7 @@ class BlockDenseLinear : public StructuredLinear {
 class BlockShuffleLinear : public StructuredLinear {
  public:
   BlockShuffleLinear(int64_t in_features, int64_t out_features, int64_t nblocks, bool bias,
-                     double init_std, at::ScalarType dtype);
+                     double init_std, at::ScalarType dtype, InitMode init = InitMode::kReference);
   at::Tensor StructuredForward(const at::Tensor& x) override;
   at::Tensor MergedWeight() override;
   int64_t NumStructuredWeights() const override;
