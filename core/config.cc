@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -342,6 +343,24 @@ absl::StatusOr<RunConfig> LoadRunConfig(const std::string& path,
   }
   LOOM_RETURN_IF_ERROR(valid);
   return config;
+}
+
+absl::StatusOr<std::vector<std::string>> ExtractOverrideFlags(int* argc, char** argv) {
+  std::vector<std::string> overrides;
+  int out = 1;
+  for (int i = 1; i < *argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (absl::StartsWith(arg, "--set=")) {
+      overrides.emplace_back(arg.substr(6));
+    } else if (arg == "--set") {
+      if (i + 1 >= *argc) return absl::InvalidArgumentError("--set needs a value a.b.c=value");
+      overrides.emplace_back(argv[++i]);
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  *argc = out;
+  return overrides;
 }
 
 std::string RunConfigToText(const RunConfig& config) {

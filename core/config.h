@@ -40,6 +40,11 @@ absl::StatusOr<RunConfig> LoadRunConfig(const std::string& path,
 // num_kv_heads = num_heads) so the written config says exactly what ran.
 absl::Status ResolveDefaults(RunConfig* config);
 
+// Removes every `--set=a.b.c=value` / `--set a.b.c=value` from argv and returns the assignments
+// in order. Binaries call it before absl::ParseCommandLine, because absl's list flags would split
+// values on commas (shard globs contain them). A trailing `--set` without value is an error.
+absl::StatusOr<std::vector<std::string>> ExtractOverrideFlags(int* argc, char** argv);
+
 // The text-proto form, with every field (including defaults) spelled out.
 std::string RunConfigToText(const RunConfig& config);
 

@@ -179,3 +179,28 @@ TEST(ConfigTest, ToTextRoundTripsWithAllDefaultsSpelledOut) {
 
 }  // namespace
 }  // namespace loom
+
+namespace loom {
+namespace {
+
+TEST(ExtractOverrideFlagsTest, PullsSetFlagsOutKeepingCommas) {
+  std::vector<std::string> args = {"train", "--config=x", "--set=data.train_shards=a/*.bin,b/*.bin",
+                                   "--set", "train.max_steps=3", "--run_dir=r"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  int argc = static_cast<int>(argv.size());
+  auto sets = ExtractOverrideFlags(&argc, argv.data());
+  ASSERT_TRUE(sets.ok());
+  EXPECT_EQ(*sets, (std::vector<std::string>{"data.train_shards=a/*.bin,b/*.bin",
+                                             "train.max_steps=3"}));
+  ASSERT_EQ(argc, 3);
+  EXPECT_STREQ(argv[1], "--config=x");
+  EXPECT_STREQ(argv[2], "--run_dir=r");
+  std::vector<std::string> bad = {"train", "--set"};
+  std::vector<char*> bad_argv = {bad[0].data(), bad[1].data()};
+  int bad_argc = 2;
+  EXPECT_FALSE(ExtractOverrideFlags(&bad_argc, bad_argv.data()).ok());
+}
+
+}  // namespace
+}  // namespace loom

@@ -48,19 +48,13 @@ double Since(std::chrono::steady_clock::time_point t) {
 
 int main(int argc, char** argv) {
   loom::ConfigureAllocatorForTraining();
-  std::vector<std::string> overrides;
-  int out = 1;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (absl::StartsWith(a, "--set=")) {
-      overrides.push_back(a.substr(6));
-    } else {
-      argv[out++] = argv[i];
-    }
+  auto overrides = loom::ExtractOverrideFlags(&argc, argv);
+  if (!overrides.ok()) {
+    std::fprintf(stderr, "scale_check: error: %s\n", std::string(overrides.status().message()).c_str());
+    return 1;
   }
-  argc = out;
   absl::ParseCommandLine(argc, argv);
-  auto config = loom::LoadRunConfig(absl::GetFlag(FLAGS_config), overrides);
+  auto config = loom::LoadRunConfig(absl::GetFlag(FLAGS_config), *overrides);
   if (!config.ok()) {
     std::fprintf(stderr, "scale_check: error: %s\n", std::string(config.status().message()).c_str());
     return 1;

@@ -31,29 +31,6 @@ ABSL_FLAG(std::string, run_dir, "",
 
 namespace {
 
-// Pulls every --set=X / --set X out of argv: absl's list flags split on commas, which shard
-// globs and strings legitimately contain.
-std::vector<std::string> ExtractOverrides(int* argc, char** argv, absl::Status* error) {
-  std::vector<std::string> overrides;
-  int out = 1;
-  for (int i = 1; i < *argc; ++i) {
-    const std::string arg = argv[i];
-    if (absl::StartsWith(arg, "--set=")) {
-      overrides.push_back(arg.substr(6));
-    } else if (arg == "--set") {
-      if (i + 1 >= *argc) {
-        *error = absl::InvalidArgumentError("--set needs a value a.b.c=value");
-        break;
-      }
-      overrides.push_back(argv[++i]);
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  *argc = out;
-  return overrides;
-}
-
 std::string DefaultRunDir(const std::string& name) {
   std::time_t now = std::time(nullptr);
   char buf[32];
@@ -72,9 +49,9 @@ int main(int argc, char** argv) {
   loom::ConfigureAllocatorForTraining();
   absl::SetProgramUsageMessage(
       "trains a model: train --config=FILE [--set=a.b.c=value]... [--run_dir=DIR]");
-  absl::Status error;
-  std::vector<std::string> overrides = ExtractOverrides(&argc, argv, &error);
-  if (!error.ok()) return Fail(error);
+  absl::StatusOr<std::vector<std::string>> set_flags = loom::ExtractOverrideFlags(&argc, argv);
+  if (!set_flags.ok()) return Fail(set_flags.status());
+  const std::vector<std::string>& overrides = *set_flags;
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
     return Fail(absl::InvalidArgumentError(

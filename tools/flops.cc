@@ -28,28 +28,6 @@ ABSL_FLAG(bool, json, false, "Print one JSON object instead of the table");
 
 namespace {
 
-// Pulls every --set=X / --set X out of argv (absl's list flags would split values on commas).
-std::vector<std::string> ExtractOverrides(int* argc, char** argv, absl::Status* error) {
-  std::vector<std::string> overrides;
-  int out = 1;
-  for (int i = 1; i < *argc; ++i) {
-    const std::string arg = argv[i];
-    if (absl::StartsWith(arg, "--set=")) {
-      overrides.push_back(arg.substr(6));
-    } else if (arg == "--set") {
-      if (i + 1 >= *argc) {
-        *error = absl::InvalidArgumentError("--set needs a value a.b.c=value");
-        break;
-      }
-      overrides.push_back(argv[++i]);
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  *argc = out;
-  return overrides;
-}
-
 // Under `bazel run` relative paths are relative to where the user typed the command.
 std::string ResolvePath(const std::string& path) {
   const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
@@ -70,9 +48,9 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "parameters and training FLOPs of a run: flops --config=FILE [--set=a.b.c=value]... "
       "[--json]");
-  absl::Status error;
-  std::vector<std::string> overrides = ExtractOverrides(&argc, argv, &error);
-  if (!error.ok()) return Fail(error);
+  absl::StatusOr<std::vector<std::string>> set_flags = loom::ExtractOverrideFlags(&argc, argv);
+  if (!set_flags.ok()) return Fail(set_flags.status());
+  const std::vector<std::string>& overrides = *set_flags;
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
     return Fail(absl::InvalidArgumentError(
