@@ -1,5 +1,7 @@
 #include "core/file_io.h"
 
+#include <cstdlib>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -145,6 +147,12 @@ absl::Status MakeDirs(const std::string& path) {
 bool FileExists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string ResolveInvocationPath(const std::string& path) {
+  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (wd == nullptr || path.empty() || path[0] == '/' || FileExists(path)) return path;
+  return std::string(wd) + "/" + path;
 }
 
 }  // namespace loom

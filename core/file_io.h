@@ -39,6 +39,11 @@ absl::Status MakeDirs(const std::string& path);
 // True if `path` names an existing file or directory.
 bool FileExists(const std::string& path);
 
+// A path the user typed on the command line. Under `bazel run` the process runs in its runfiles
+// tree, so a relative path that does not exist there is resolved against
+// $BUILD_WORKING_DIRECTORY (where the command was typed); otherwise `path` is returned as is.
+std::string ResolveInvocationPath(const std::string& path);
+
 }  // namespace loom
 
 #endif  // LOOM_CORE_FILE_IO_H_

@@ -92,3 +92,19 @@ TEST(FileIoTest, MakeDirs) {
 
 }  // namespace
 }  // namespace loom
+
+namespace loom {
+namespace {
+
+TEST(ResolveInvocationPathTest, RelativeMissingPathsResolveAgainstTheBazelRunDirectory) {
+  unsetenv("BUILD_WORKING_DIRECTORY");
+  EXPECT_EQ(ResolveInvocationPath("configs/x.textproto"), "configs/x.textproto");
+  setenv("BUILD_WORKING_DIRECTORY", "/home/user/loom", 1);
+  EXPECT_EQ(ResolveInvocationPath("configs/x.textproto"), "/home/user/loom/configs/x.textproto");
+  EXPECT_EQ(ResolveInvocationPath("/abs/x.textproto"), "/abs/x.textproto");
+  EXPECT_EQ(ResolveInvocationPath(""), "");
+  unsetenv("BUILD_WORKING_DIRECTORY");
+}
+
+}  // namespace
+}  // namespace loom

@@ -22,6 +22,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/match.h"
 #include "core/config.h"
+#include "core/file_io.h"
 #include "core/flops.h"
 #include "core/malloc_tuning.h"
 #include "models/registry.h"
@@ -54,7 +55,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   absl::ParseCommandLine(argc, argv);
-  auto config = loom::LoadRunConfig(absl::GetFlag(FLAGS_config), *overrides);
+  auto config = loom::LoadRunConfig(loom::ResolveInvocationPath(absl::GetFlag(FLAGS_config)), *overrides);
   if (!config.ok()) {
     std::fprintf(stderr, "scale_check: error: %s\n", std::string(config.status().message()).c_str());
     return 1;

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/config.h"
+#include "core/file_io.h"
 #include "core/malloc_tuning.h"
 #include "core/trainer.h"
 #include "parallel/world.h"
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError(
         "--config is required, e.g. --config=launch/configs/lm/tiny.textproto"));
   }
-  absl::StatusOr<loom::RunConfig> config = loom::LoadRunConfig(config_path, overrides);
+  absl::StatusOr<loom::RunConfig> config = loom::LoadRunConfig(loom::ResolveInvocationPath(config_path), overrides);
   if (!config.ok()) return Fail(config.status());
   // Until gradients are synchronised, N ranks would train N unrelated models into one run
   // directory: refuse instead.

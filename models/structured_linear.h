@@ -70,12 +70,8 @@ class StructuredLinear : public Projection {
   at::Tensor ratio;         // alpha, 0-d, float64
   at::Tensor count_buffer;  // 0-d int64 ("count")
 
- protected:
-  // Parameters are registered by subclasses; this draws the reference init (bias 0, weights
-  // N(0, std^2)) in their declared order.
-  at::Tensor merged_cache_;
-
  private:
+  at::Tensor merged_cache_;  // W_merged for pre-merged inference; dropped in training mode
   bool guide_active_ = false;
   bool reduce_flop_ = false;
   std::mt19937_64 rng_;

@@ -28,13 +28,6 @@ ABSL_FLAG(bool, json, false, "Print one JSON object instead of the table");
 
 namespace {
 
-// Under `bazel run` relative paths are relative to where the user typed the command.
-std::string ResolvePath(const std::string& path) {
-  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
-  if (wd == nullptr || path.empty() || path[0] == '/' || loom::FileExists(path)) return path;
-  return absl::StrCat(wd, "/", path);
-}
-
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "flops: error: %s\n", std::string(status.message()).c_str());
   return 1;
@@ -61,7 +54,7 @@ int main(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError(
         "--config is required, e.g. --config=launch/configs/lm/xl_dense.textproto"));
   }
-  absl::StatusOr<loom::RunConfig> config = loom::LoadRunConfig(ResolvePath(path), overrides);
+  absl::StatusOr<loom::RunConfig> config = loom::LoadRunConfig(loom::ResolveInvocationPath(path), overrides);
   if (!config.ok()) return Fail(config.status());
 
   const loom::RunFlops r = loom::ComputeRunFlops(*config);
