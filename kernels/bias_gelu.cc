@@ -6,7 +6,10 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "kernels/internal/gelu_math.h"
 
@@ -58,9 +61,19 @@ inline float FastTanh(float x) {
 #define LOOM_VECTOR_CLONES \
   __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
 
+// Separate loops with and without a bias: a per-element null test kept GCC from vectorising the
+// forward (measured 1.7x slower than with the test hoisted).
 LOOM_VECTOR_CLONES void GeluForwardRowF32(const float* u, const float* b, float* y, int64_t n) {
   for (int64_t c = 0; c < n; ++c) {
-    const float v = b != nullptr ? u[c] + b[c] : u[c];
+    const float v = u[c] + b[c];
+    const float t = FastTanh(0.79788456f * v * (1.0f + 0.044715f * v * v));
+    y[c] = v * 0.5f * (1.0f + t);
+  }
+}
+
+LOOM_VECTOR_CLONES void GeluForwardRowNoBiasF32(const float* u, float* y, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {
+    const float v = u[c];
     const float t = FastTanh(0.79788456f * v * (1.0f + 0.044715f * v * v));
     y[c] = v * 0.5f * (1.0f + t);
   }
@@ -77,6 +90,19 @@ LOOM_VECTOR_CLONES void GeluBackwardRowF32(const float* g, const float* u, const
   }
 }
 
+LOOM_VECTOR_CLONES void GeluBackwardRowAccumulateF32(const float* g, const float* u,
+                                                     const float* b, float* gu, float* acc,
+                                                     int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {
+    const float v = u[c] + b[c];
+    const float t = FastTanh(0.79788456f * v * (1.0f + 0.044715f * v * v));
+    const float d = 0.5f * v * ((1.0f - t * t) * (0.79788456f + 0.1070322243f * v * v)) +
+                    0.5f * (1.0f + t);
+    gu[c] = g[c] * d;
+    acc[c] += gu[c];
+  }
+}
+
 // Rows are independent; parallelise over them in grains of ~32K elements.
 template <typename T>
 void CpuForward(const T* u, const T* b, T* y, int64_t rows, int64_t cols) {
@@ -86,7 +112,11 @@ void CpuForward(const T* u, const T* b, T* y, int64_t rows, int64_t cols) {
       const T* ur = u + r * cols;
       T* yr = y + r * cols;
       if constexpr (std::is_same_v<T, float>) {
-        GeluForwardRowF32(ur, b, yr, cols);
+        if (b != nullptr) {
+          GeluForwardRowF32(ur, b, yr, cols);
+        } else {
+          GeluForwardRowNoBiasF32(ur, yr, cols);
+        }
         continue;
       }
       if (b != nullptr) {
@@ -114,6 +144,44 @@ void CpuBackward(const T* g, const T* u, const T* b, T* gu, int64_t rows, int64_
         const T v = b != nullptr ? ur[c] + b[c] : ur[c];
         out[c] = gr[c] * internal::GeluDerivative<T>(v);
       }
+    }
+  });
+}
+
+// Backward plus the bias gradient (column sums of du) in the same pass over the rows: the separate
+// sum re-read the whole (rows, cols) gradient. Rows are summed in fixed chunks of kSumChunk, each
+// chunk into its own partial row, and the partials are added in chunk order, so the result does
+// not depend on the thread count or scheduling (bit-identical runs).
+constexpr int64_t kSumChunk = 64;
+
+template <typename T>
+void CpuBackwardWithBiasGrad(const T* g, const T* u, const T* b, T* gu, T* gb, int64_t rows,
+                             int64_t cols) {
+  const int64_t chunks = (rows + kSumChunk - 1) / kSumChunk;
+  std::vector<T> partial(static_cast<size_t>(chunks * cols), T(0));
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      T* acc = partial.data() + k * cols;
+      for (int64_t r = k * kSumChunk; r < std::min(rows, (k + 1) * kSumChunk); ++r) {
+        const T* ur = u + r * cols;
+        const T* gr = g + r * cols;
+        T* out = gu + r * cols;
+        if constexpr (std::is_same_v<T, float>) {
+          GeluBackwardRowAccumulateF32(gr, ur, b, out, acc, cols);
+        } else {
+          for (int64_t c = 0; c < cols; ++c) {
+            out[c] = gr[c] * internal::GeluDerivative<T>(ur[c] + b[c]);
+            acc[c] += out[c];
+          }
+        }
+      }
+    }
+  });
+  at::parallel_for(0, cols, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) gb[c] = T(0);
+    for (int64_t k = 0; k < chunks; ++k) {
+      const T* acc = partial.data() + k * cols;
+      for (int64_t c = begin; c < end; ++c) gb[c] += acc[c];
     }
   });
 }
@@ -203,6 +271,35 @@ at::Tensor BackwardImpl(const at::Tensor& grad_in, const at::Tensor& u_in,
   return gu;
 }
 
+std::pair<at::Tensor, at::Tensor> BackwardWithBiasGradImpl(const at::Tensor& grad_in,
+                                                            const at::Tensor& u_in,
+                                                            const at::Tensor& bias_in) {
+  CheckArgs(u_in, bias_in);
+  TORCH_CHECK(bias_in.defined(), "BiasGeluBackwardWithBiasGrad: needs a bias");
+  const bool cpu_loop = u_in.device().is_cpu() &&
+                        (u_in.scalar_type() == at::kFloat || u_in.scalar_type() == at::kDouble);
+  if (!cpu_loop) {
+    at::Tensor gu = BackwardImpl(grad_in, u_in, bias_in);
+    return {gu, gu.reshape({-1, gu.size(-1)}).sum(0)};
+  }
+  TORCH_CHECK(grad_in.sizes() == u_in.sizes(), "BiasGelu: gradient shape ", grad_in.sizes(),
+              " differs from input shape ", u_in.sizes());
+  at::Tensor u = u_in.contiguous();
+  at::Tensor g = grad_in.to(u.scalar_type()).contiguous();
+  at::Tensor bias = bias_in.contiguous();
+  const int64_t cols = u.size(-1);
+  const int64_t rows = cols == 0 ? 0 : u.numel() / cols;
+  at::Tensor gu = at::empty_like(u);
+  at::Tensor gb = at::empty_like(bias);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "BiasGeluBackwardWithBiasGrad", [&] {
+    CpuBackwardWithBiasGrad<scalar_t>(g.const_data_ptr<scalar_t>(), u.const_data_ptr<scalar_t>(),
+                                      bias.const_data_ptr<scalar_t>(),
+                                      gu.mutable_data_ptr<scalar_t>(),
+                                      gb.mutable_data_ptr<scalar_t>(), rows, cols);
+  });
+  return {gu, gb};
+}
+
 class BiasGeluFunction : public torch::autograd::Function<BiasGeluFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& u,
@@ -216,9 +313,8 @@ class BiasGeluFunction : public torch::autograd::Function<BiasGeluFunction> {
     auto saved = ctx->get_saved_variables();
     const at::Tensor& u = saved[0];
     const at::Tensor& bias = saved[1];
-    at::Tensor gu = BackwardImpl(grads[0], u, bias);
-    at::Tensor gb;
-    if (bias.defined()) gb = gu.reshape({-1, gu.size(-1)}).sum(0);
+    if (!bias.defined()) return {BackwardImpl(grads[0], u, bias), at::Tensor()};
+    auto [gu, gb] = BackwardWithBiasGradImpl(grads[0], u, bias);
     return {gu, gb};
   }
 };
@@ -236,6 +332,12 @@ at::Tensor BiasGeluForward(const at::Tensor& u, const at::Tensor& bias) {
 at::Tensor BiasGeluBackward(const at::Tensor& grad_y, const at::Tensor& u,
                             const at::Tensor& bias) {
   return BackwardImpl(grad_y, u, bias);
+}
+
+std::pair<at::Tensor, at::Tensor> BiasGeluBackwardWithBiasGrad(const at::Tensor& grad_y,
+                                                                const at::Tensor& u,
+                                                                const at::Tensor& bias) {
+  return BackwardWithBiasGradImpl(grad_y, u, bias);
 }
 
 bool BiasGeluHasCuda() {

@@ -12,6 +12,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <utility>
+
 namespace loom::kernels {
 
 // Autograd-aware fused bias+GELU. `bias` may be undefined (no bias). float32, float64 and bfloat16
@@ -22,6 +24,12 @@ at::Tensor BiasGelu(const at::Tensor& u, const at::Tensor& bias);
 at::Tensor BiasGeluForward(const at::Tensor& u, const at::Tensor& bias);
 // Returns d(loss)/d(u + b) given d(loss)/dy.
 at::Tensor BiasGeluBackward(const at::Tensor& grad_y, const at::Tensor& u, const at::Tensor& bias);
+
+// The backward and d(loss)/d(bias) (column sums of the first) in one pass over the rows; what the
+// autograd node runs when there is a bias. Deterministic: the row sum order is fixed.
+std::pair<at::Tensor, at::Tensor> BiasGeluBackwardWithBiasGrad(const at::Tensor& grad_y,
+                                                                const at::Tensor& u,
+                                                                const at::Tensor& bias);
 
 // True when this binary was built with the CUDA path (`--config=cuda`).
 bool BiasGeluHasCuda();

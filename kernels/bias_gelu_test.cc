@@ -1,6 +1,7 @@
 #include "kernels/bias_gelu.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
@@ -45,6 +46,27 @@ TEST(BiasGeluTest, GradientsMatchAutogradOfNaiveFormula) {
   auto ref = torch::autograd::grad({(NaiveGelu(u2 + b2) * g).sum()}, {u2, b2});
   EXPECT_LT((grads[0] - ref[0]).abs().max().item<double>(), 1e-11);  // spec: <= 5e-13 per unit cotangent
   EXPECT_LT((grads[1] - ref[1]).abs().max().item<double>(), 1e-11);
+}
+
+// The fused bias gradient (chunked column sums over many rows) equals du summed over rows, and is
+// bit-identical whatever the thread count.
+TEST(BiasGeluTest, FusedBiasGradientEqualsColumnSumsAndIsDeterministic) {
+  at::manual_seed(5);
+  for (auto dtype : {at::kDouble, at::kFloat}) {
+    at::Tensor u = at::randn({300, 40}, dtype), b = at::randn({40}, dtype);
+    at::Tensor g = at::randn({300, 40}, dtype);
+    auto [du, db] = BiasGeluBackwardWithBiasGrad(g, u, b);
+    EXPECT_TRUE(at::equal(du, BiasGeluBackward(g, u, b)));
+    const double tol = dtype == at::kDouble ? 1e-12 : 1e-4;
+    EXPECT_LT((db - du.to(at::kDouble).sum(0).to(dtype)).abs().max().item<double>(), tol);
+    const int threads = at::get_num_threads();
+    at::set_num_threads(1);
+    auto [du1, db1] = BiasGeluBackwardWithBiasGrad(g, u, b);
+    at::set_num_threads(threads);
+    EXPECT_TRUE(at::equal(db1, db));
+  }
+  EXPECT_THROW(BiasGeluBackwardWithBiasGrad(at::zeros({2, 3}), at::zeros({2, 3}), at::Tensor()),
+               c10::Error);
 }
 
 TEST(BiasGeluTest, DerivativeMatchesCentralFiniteDifferences) {

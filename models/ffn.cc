@@ -19,6 +19,7 @@ FeedForward::FeedForward(std::shared_ptr<Projection> fc1, std::shared_ptr<Projec
 }
 
 at::Tensor FeedForward::Forward(const at::Tensor& x) {
+  if (at::Tensor y = FusedBlockShuffleForward(x); y.defined()) return y;
   at::Tensor u = fc1_->ForwardNoBias(x);
   at::Tensor a;
   if (activation_ == Activation::kGelu) {
@@ -30,6 +31,26 @@ at::Tensor FeedForward::Forward(const at::Tensor& x) {
   }
   at::Tensor y = fc2_->ForwardNoBias(a);
   return fc2_->bias.defined() ? y + fc2_->bias : y;
+}
+
+at::Tensor FeedForward::FusedBlockShuffleForward(const at::Tensor& x) {
+  // BlockShuffle -> bias+GELU -> BlockShuffle with fc1's output kept in the grouped layout of
+  // fc2's input blocks: the GEMMs write it directly, GELU is elementwise (fc1's bias is permuted
+  // the same way) and fc2 reads it through permuted blkdiag1 columns. Saves the (n, 4d) un-shuffle
+  // copy in both directions; same arithmetic, so results agree with the unfused path to rounding.
+  if (activation_ != Activation::kGelu) return {};
+  auto* s1 = dynamic_cast<BlockShuffleLinear*>(fc1_.get());
+  auto* s2 = dynamic_cast<BlockShuffleLinear*>(fc2_.get());
+  if (s1 == nullptr || s2 == nullptr) return {};
+  const int64_t group = s2->in_features() / s2->nblocks();
+  if (!s1->CanWriteGrouped(group)) return {};
+  const int64_t rows = x.numel() / x.size(-1);
+  if (!s1->PrepareStructuredCall(rows) || !s2->PrepareStructuredCall(rows)) return {};
+  at::Tensor bias = s1->bias.defined() ? ToGroupedLayout(s1->bias, s1->nblocks(), group)
+                                       : at::Tensor();
+  at::Tensor a = kernels::BiasGelu(s1->StructuredForwardGrouped(x, group), bias);
+  at::Tensor y = s2->StructuredForwardFromGrouped(a, s1->nblocks());
+  return s2->bias.defined() ? y + s2->bias : y;
 }
 
 std::vector<std::shared_ptr<StructuredLinear>> FeedForward::StructuredLayers() {

@@ -41,6 +41,10 @@ class FeedForward : public Ffn {
   Projection& fc2() { return *fc2_; }
 
  private:
+  // The fused path when fc1 and fc2 are both BlockShuffle with GELU and neither uses a guide or a
+  // merged matrix for this call; undefined otherwise.
+  at::Tensor FusedBlockShuffleForward(const at::Tensor& x);
+
   std::shared_ptr<Projection> fc1_;
   std::shared_ptr<Projection> fc2_;
   Activation activation_;

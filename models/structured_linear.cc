@@ -4,6 +4,9 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <vector>
+
+
 namespace loom::models {
 namespace {
 
@@ -83,54 +86,29 @@ class BlockDiagonalFunction : public torch::autograd::Function<BlockDiagonalFunc
   }
 };
 
-// BlockShuffle's first block-diagonal product with the stride shuffle folded into the GEMM
-// outputs. Returns u (B, n, q) with u[c, t, a] = h[t, a*B + c], h = blockdiag1(x) (n, B*q), i.e.
-// exactly the second GEMM's batched input. Needs B | q: writing a = i*(q/B) + j1, u[c, t, a] =
-// sum_k W1[i, j1*B + c, k] x[t, i*p + k], so for each c the rows {j1*B + c} of every block (a
-// strided view of W1, leading dimension B*p) produce u[c]'s columns i*(q/B) ... + q/B (a strided
-// view of u[c], leading dimension q): B batched GEMMs over the blocks, no copy.
-class ShuffledBlockDiagonalFunction
-    : public torch::autograd::Function<ShuffledBlockDiagonalFunction> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& w1) {
-    at::Tensor x = x_in.contiguous();
-    ctx->save_for_backward({x, w1});
-    const int64_t n = x.size(0), b = w1.size(0), q = w1.size(1), p = w1.size(2), r = q / b;
-    at::Tensor u = at::empty({b, n, q}, x.options());
-    at::Tensor xt = x.view({n, b, p}).transpose(0, 1);  // (B_i, n, p)
-    at::Tensor wv = w1.view({b, r, b, p});              // [i, j1, c, k]
-    for (int64_t c = 0; c < b; ++c) {
-      BmmInto(u.select(0, c).view({n, b, r}).transpose(0, 1), xt,
-                  wv.select(2, c).transpose(1, 2));
-    }
-    return u;
-  }
+// z[c, t, r] = y[t, r*B + c] and back: the stride shuffles of BlockShuffle as copies.
+at::Tensor Deinterleave(const at::Tensor& y, int64_t nblocks) {
+  return y.view({y.size(0), y.size(1) / nblocks, nblocks}).permute({2, 0, 1}).contiguous();
+}
+at::Tensor Interleave(const at::Tensor& z) {
+  return z.permute({1, 2, 0}).reshape({z.size(1), z.size(2) * z.size(0)});
+}
 
+// The stride shuffle between BlockShuffle's two block-diagonal products: u[c, t, a] =
+// h[t, a*B + c]. One copy each way (ATen's permute+copy runs near memory bandwidth with the tuned
+// allocator: about 2-3 ms for 4096 x 2048 floats). Folding the shuffle into the
+// first GEMM instead (B GEMMs, each writing q/B strided columns) was measured slower: at d = 2048,
+// B = 4 its GEMMs ran at 265-290 GFLOP/s against 330-350 for the full-width ones, which costs
+// more than the n x d copy.
+class DeinterleaveFunction : public torch::autograd::Function<DeinterleaveFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, int64_t nblocks) {
+    (void)ctx;
+    return Deinterleave(h, nblocks);
+  }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto saved = ctx->get_saved_variables();
-    const at::Tensor& x = saved[0];
-    const at::Tensor& w1 = saved[1];
-    const int64_t n = x.size(0), b = w1.size(0), q = w1.size(1), p = w1.size(2), r = q / b;
-    at::Tensor gu = grads[0].contiguous();  // (B_c, n, q)
-    at::Tensor xt = x.view({n, b, p}).transpose(0, 1);
-    at::Tensor wv = w1.view({b, r, b, p});
-    at::Tensor gx, gw;
-    if (ctx->needs_input_grad(0)) {
-      // Un-shuffle the gradient once (n, B*q), then one GEMM with the full depth q.
-      at::Tensor gh = at::empty({n, b, r, b}, gu.options());  // [t, i, j1, c]
-      gh.permute({3, 0, 1, 2}).copy_(gu.view({b, n, b, r}));
-      gx = at::empty({n, b * p}, gu.options());
-      BmmInto(gx.view({n, b, p}).transpose(0, 1), gh.view({n, b, q}).transpose(0, 1), w1);
-    }
-    if (ctx->needs_input_grad(1)) {
-      gw = at::empty_like(w1, at::MemoryFormat::Contiguous);
-      at::Tensor gwv = gw.view({b, r, b, p});
-      for (int64_t c = 0; c < b; ++c) {
-        at::Tensor guc = gu.select(0, c).view({n, b, r}).transpose(0, 1);  // (B_i, n, r)
-        BmmInto(gwv.select(2, c), guc.transpose(1, 2), xt);           // (B_i, r, p)
-      }
-    }
-    return {gx, gw};
+    (void)ctx;
+    return {Interleave(grads[0]), at::Tensor()};
   }
 };
 
@@ -141,11 +119,7 @@ class ShuffledOutputFunction : public torch::autograd::Function<ShuffledOutputFu
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& w2) {
     ctx->save_for_backward({u, w2});
-    const int64_t b = u.size(0), n = u.size(1), s = w2.size(1);
-    at::Tensor z = at::bmm(u, w2.transpose(1, 2));  // (B, n, s)
-    at::Tensor y = at::empty({n, s, b}, u.options());
-    y.permute({2, 0, 1}).copy_(z);
-    return y.view({n, s * b});
+    return Interleave(at::bmm(u, w2.transpose(1, 2)));
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -153,7 +127,7 @@ class ShuffledOutputFunction : public torch::autograd::Function<ShuffledOutputFu
     const at::Tensor& u = saved[0];
     const at::Tensor& w2 = saved[1];
     const int64_t b = u.size(0), n = u.size(1), s = w2.size(1);
-    at::Tensor gz = grads[0].reshape({n, s, b}).permute({2, 0, 1}).contiguous();  // (B, n, s)
+    at::Tensor gz = Deinterleave(grads[0].reshape({n, s * b}), b);  // (B, n, s)
     at::Tensor gu, gw;
     if (ctx->needs_input_grad(0)) gu = at::bmm(gz, w2);
     if (ctx->needs_input_grad(1)) gw = at::bmm(gz.transpose(1, 2), u);
@@ -161,7 +135,63 @@ class ShuffledOutputFunction : public torch::autograd::Function<ShuffledOutputFu
   }
 };
 
+// The same product written in the grouped layout of a consumer with input blocks `group` wide
+// (see ToGroupedLayout): for each consumer block i, one batched GEMM over c writes the group/B
+// columns k of u[c] w2[c, i*group/B + k]^T to the contiguous run i*group + c*group/B + k. No
+// un-shuffle copy in either direction; the backward accumulates the consumer blocks' K slices.
+class GroupedOutputFunction : public torch::autograd::Function<GroupedOutputFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& w2,
+                            int64_t group) {
+    ctx->save_for_backward({u, w2});
+    ctx->saved_data["group"] = group;
+    const int64_t b = u.size(0), n = u.size(1), s = w2.size(1), gb = group / b;
+    at::Tensor y = at::empty({n, b * s}, u.options());
+    at::Tensor yv = y.view({n, b * s / group, b, gb});
+    for (int64_t i = 0; i < b * s / group; ++i) {
+      BmmInto(yv.select(1, i).transpose(0, 1), u, w2.narrow(1, i * gb, gb).transpose(1, 2));
+    }
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& u = saved[0];
+    const at::Tensor& w2 = saved[1];
+    const int64_t group = ctx->saved_data["group"].toInt();
+    const int64_t b = u.size(0), n = u.size(1), s = w2.size(1), gb = group / b;
+    at::Tensor g = grads[0].contiguous();
+    at::Tensor gv = g.view({n, b * s / group, b, gb});
+    at::Tensor gu, gw;
+    if (ctx->needs_input_grad(0)) gu = at::empty_like(u, at::MemoryFormat::Contiguous);
+    if (ctx->needs_input_grad(1)) gw = at::empty_like(w2, at::MemoryFormat::Contiguous);
+    for (int64_t i = 0; i < b * s / group; ++i) {
+      at::Tensor gi = gv.select(1, i).transpose(0, 1);  // (B, n, group/B)
+      at::Tensor wi = w2.narrow(1, i * gb, gb);         // (B, group/B, q)
+      if (gu.defined()) {
+        if (i == 0) {
+          BmmInto(gu, gi, wi);
+        } else {
+          gu.baddbmm_(gi, wi);
+        }
+      }
+      if (gw.defined()) BmmInto(gw.narrow(1, i * gb, gb), gi.transpose(1, 2), u);
+    }
+    return {gu, gw, at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor ToGroupedLayout(const at::Tensor& t, int64_t nblocks, int64_t group) {
+  const int64_t m = t.size(-1);
+  TORCH_CHECK(nblocks >= 1 && group % nblocks == 0 && m % group == 0, "ToGroupedLayout: ",
+              nblocks, " blocks | group ", group, " | width ", m, " does not hold");
+  std::vector<int64_t> shape = t.sizes().vec();
+  std::vector<int64_t> split(shape.begin(), shape.end() - 1);
+  split.insert(split.end(), {m / group, group / nblocks, nblocks});
+  return t.reshape(split).transpose(-1, -2).reshape(shape);
+}
 
 at::Tensor BlockDiagonalApply(const at::Tensor& x, const at::Tensor& blocks) {
   const int64_t b = blocks.size(0), p = blocks.size(2);
@@ -172,6 +202,14 @@ at::Tensor BlockDiagonalApply(const at::Tensor& x, const at::Tensor& blocks) {
 }
 
 // ---- StructuredLinear -------------------------------------------------------------------------
+
+bool StructuredLinear::PrepareStructuredCall(int64_t rows) {
+  if (is_training()) {
+    merged_cache_ = at::Tensor();  // the weights are about to change
+    return !guide_active_;
+  }
+  return !guide_active_ && !(merge_threshold_ > 0 && rows < merge_threshold_);
+}
 
 at::Tensor StructuredLinear::ForwardNoBias(const at::Tensor& x) {
   if (is_training()) {
@@ -353,17 +391,39 @@ BlockShuffleLinear::BlockShuffleLinear(int64_t in, int64_t out, int64_t nblocks,
   if (with_bias) bias = register_parameter("bias", at::zeros({out}, Opts(dtype)));
 }
 
+at::Tensor BlockShuffleLinear::ShuffledMiddle(const at::Tensor& rows, const at::Tensor& w1) {
+  // h = blockdiag1(rows) (n, B*q) in full-width GEMMs, then u[c, t, a] = h[t, a*B + c].
+  return DeinterleaveFunction::apply(BlockDiagonalApply(rows, w1), nblocks_);
+}
+
 at::Tensor BlockShuffleLinear::StructuredForward(const at::Tensor& x) {
   return OnRows(x, in_features(), out_features(), [&](const at::Tensor& rows) {
-    const int64_t n = rows.size(0), b = nblocks_, q = blkdiag1.size(1), s = blkdiag2.size(1);
-    at::Tensor u;  // (B, n, q), u[c, t, a] = h[t, a*B + c], h = blockdiag1(rows) (n, B*q)
-    if (q % b == 0) {
-      u = ShuffledBlockDiagonalFunction::apply(rows, blkdiag1);
-    } else {
-      at::Tensor h = BlockDiagonalApply(rows, blkdiag1);
-      u = h.view({n, q, b}).permute({2, 0, 1});
-    }
-    return ShuffledOutputFunction::apply(u, blkdiag2);  // y[t*B + c] = (u[c] blkdiag2[c]^T)[t]
+    // y[t, r*B + c] = (u[c] blkdiag2[c]^T)[t, r]
+    return ShuffledOutputFunction::apply(ShuffledMiddle(rows, blkdiag1), blkdiag2);
+  });
+}
+
+bool BlockShuffleLinear::CanWriteGrouped(int64_t group) const {
+  return group > 0 && group % nblocks_ == 0 && out_features() % group == 0;
+}
+
+at::Tensor BlockShuffleLinear::StructuredForwardGrouped(const at::Tensor& x, int64_t group) {
+  TORCH_CHECK(CanWriteGrouped(group), "BlockShuffle: grouped output needs ", nblocks_,
+              " blocks | group ", group, " | out_features ", out_features());
+  return OnRows(x, in_features(), out_features(), [&](const at::Tensor& rows) {
+    return GroupedOutputFunction::apply(ShuffledMiddle(rows, blkdiag1), blkdiag2, group);
+  });
+}
+
+at::Tensor BlockShuffleLinear::StructuredForwardFromGrouped(const at::Tensor& x_grouped,
+                                                           int64_t producer_nblocks) {
+  const int64_t p = in_features() / nblocks_;
+  TORCH_CHECK(producer_nblocks >= 1 && p % producer_nblocks == 0, "BlockShuffle: input block ",
+              p, " is not divisible by the producer's ", producer_nblocks, " blocks");
+  // Permuting blkdiag1's columns the same way makes the grouped input an ordinary block input.
+  const at::Tensor w1 = ToGroupedLayout(blkdiag1, producer_nblocks, p);
+  return OnRows(x_grouped, in_features(), out_features(), [&](const at::Tensor& rows) {
+    return ShuffledOutputFunction::apply(ShuffledMiddle(rows, w1), blkdiag2);
   });
 }
 

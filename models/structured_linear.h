@@ -66,6 +66,11 @@ class StructuredLinear : public Projection {
   // dense matrix, others the structured form. threshold 0 turns the cache off.
   void SetMergedForInference(int64_t threshold_tokens);
 
+  // True when ForwardNoBias on `rows` rows would compute the plain structured map S(x) (no guide,
+  // no merged matrix), so a caller may fuse it with its neighbours. Like ForwardNoBias, drops the
+  // merged cache in training mode.
+  bool PrepareStructuredCall(int64_t rows);
+
   at::Tensor guide_linear;  // (M, N) when self-guided
   at::Tensor ratio;         // alpha, 0-d, float64
   at::Tensor count_buffer;  // 0-d int64 ("count")
@@ -136,16 +141,35 @@ class BlockShuffleLinear : public StructuredLinear {
   std::string kind() const override { return "blockshuffle"; }
   // The reference's guide init: blockdiag(blkdiag2) * blockdiag(blkdiag1), shuffles ignored.
   at::Tensor ReferenceGuideInit();
+  int64_t nblocks() const { return nblocks_; }
+
+  // ---- fused BlockShuffle -> GELU -> BlockShuffle FFN (FeedForward uses these) ----
+  // S(x) stored in the grouped layout of a consumer whose input blocks are `group` wide (see
+  // ToGroupedLayout). The un-shuffled output cannot be written by a GEMM; this layout can, so the
+  // (n, 4d) un-shuffle of an FFN's fc1 costs no copy. Needs B | group | out_features.
+  bool CanWriteGrouped(int64_t group) const;
+  at::Tensor StructuredForwardGrouped(const at::Tensor& x, int64_t group);
+  // S(x) given x in the grouped layout made by a producer with `producer_nblocks` blocks and
+  // group = this layer's input block width in_features/B.
+  at::Tensor StructuredForwardFromGrouped(const at::Tensor& x_grouped, int64_t producer_nblocks);
 
   at::Tensor blkdiag1;  // (B, q, N/B)
   at::Tensor blkdiag2;  // (B, M/B, q)
 
  private:
+  // u (B, n, q), u[c, t, a] = (blockdiag(w1) rows)[t, a*B + c]
+  at::Tensor ShuffledMiddle(const at::Tensor& rows, const at::Tensor& w1);
   int64_t nblocks_;
 };
 
 // Orthogonal polar factor U Vh of each matrix in a batch (..., m, n).
 at::Tensor PolarFactor(const at::Tensor& a);
+
+// The grouped layout of a BlockShuffle output y[t, r*B + c] (B = nblocks) read by a consumer in
+// blocks of `group` columns: logical column i*group + k*B + c is stored at i*group + c*group/B + k,
+// i.e. within every group the (k, c) index pair is transposed. Applied to the last dimension of
+// `t` (an activation, a bias or a consumer's weight columns); differentiable.
+at::Tensor ToGroupedLayout(const at::Tensor& t, int64_t nblocks, int64_t group);
 
 // Block-diagonal product: x (n, B*p) with blocks (B, q, p) -> (n, B*q), block-major.
 at::Tensor BlockDiagonalApply(const at::Tensor& x, const at::Tensor& blocks);
