@@ -1,0 +1,12 @@
+# Sourced by the multi-rank tests: `loom_mpirun -np N cmd...` starts real Open MPI ranks on this
+# machine, oversubscribed (more ranks than cores), unbound, one OpenMP thread each. Bazel's
+# per-test files (premature-exit marker, XML report) are hidden from the ranks: N gtest processes
+# would race on them.
+unset TEST_PREMATURE_EXIT_FILE XML_OUTPUT_FILE
+loom_mpirun() {
+  local root_flags=()
+  [[ "$(id -u)" == 0 ]] && root_flags=(--allow-run-as-root)
+  OMPI_MCA_btl=self,vader OMPI_MCA_plm_rsh_agent=false timeout 600 \
+    mpirun "${root_flags[@]}" --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 \
+      -x LOOM_TEST_MPI=1 "$@"
+}
