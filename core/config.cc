@@ -301,6 +301,16 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   LOOM_CHECK_CHOICE(c.task().type(), "task.type", "lm");
   LOOM_CHECK_FIELD(c.parallel().expected_world_size() >= 0, "parallel.expected_world_size",
                    c.parallel().expected_world_size(), " must be >= 0");
+  LOOM_CHECK_FIELD(c.optimizer().zero_stage() == 0 || c.optimizer().zero_stage() == 1,
+                   "optimizer.zero_stage", c.optimizer().zero_stage(),
+                   " is not supported (0: all-reduce, 1: ZeRO-1 sharded optimizer state)");
+  LOOM_CHECK_FIELD(c.parallel().bucket_mb() > 0, "parallel.bucket_mb", c.parallel().bucket_mb(),
+                   " must be > 0");
+  LOOM_CHECK_CHOICE(c.parallel().backend(), "parallel.backend", "auto", "local", "mpi", "nccl");
+  LOOM_CHECK_CHOICE(c.parallel().nccl_id_method(), "parallel.nccl_id_method", "mpi", "file");
+  LOOM_CHECK_FIELD(c.parallel().nccl_id_method() != "file" || !c.parallel().nccl_id_dir().empty(),
+                   "parallel.nccl_id_dir",
+                   "must name a directory every node shares when nccl_id_method is \"file\"");
   LOOM_CHECK_FIELD(c.checkpoint().every_steps() >= 0, "checkpoint.every_steps",
                    c.checkpoint().every_steps(), " must be >= 0");
   LOOM_CHECK_FIELD(c.checkpoint().every_steps() == 0, "checkpoint.every_steps",

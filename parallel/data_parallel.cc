@@ -1,0 +1,298 @@
+#include "parallel/data_parallel.h"
+
+#include <ATen/Functions.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace loom::parallel {
+
+struct DataParallel::Bucket {
+  Group* group = nullptr;
+  int64_t offset = 0;  // in the group's flat buffers
+  int64_t numel = 0;   // padded to a multiple of the world size
+  int expected = 0;    // parameters in the bucket
+  int ready = 0;
+  bool launched = false;
+  at::Tensor grad;        // view of the flat gradient buffer
+  at::Tensor param;       // view of the flat parameter buffer
+  at::Tensor shard_grad;  // ZeRO-1: this rank's reduced slice (numel / world)
+  at::Tensor shard_param; // ZeRO-1: view of this rank's slice of `param`
+  std::unique_ptr<Work> work;
+};
+
+struct DataParallel::Group {
+  std::string name;
+  std::vector<at::Tensor> params;
+  at::Tensor flat_param;
+  at::Tensor flat_grad;
+  std::vector<std::unique_ptr<Bucket>> buckets;
+  std::vector<at::Tensor> opt_params;  // what AdamW updates (with .grad set)
+};
+
+namespace {
+
+struct ReadyHook : torch::autograd::PostAccumulateGradHook {
+  ReadyHook(DataParallel* dp, DataParallel::Bucket* bucket) : dp(dp), bucket(bucket) {}
+  void operator()(const torch::autograd::Variable&) override { dp->OnGradReady(bucket); }
+  DataParallel* dp;
+  DataParallel::Bucket* bucket;
+};
+
+}  // namespace
+
+DataParallel::DataParallel(Communicator* comm, const Options& options)
+    : comm_(comm), options_(options) {}
+
+DataParallel::~DataParallel() {
+  for (auto& g : groups_) {
+    for (auto& p : g->params) torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
+    Communicator* comm, std::vector<ParamGroupSpec> specs, const Options& options) {
+  if (options.zero_stage != 0 && options.zero_stage != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("zero_stage ", options.zero_stage, " is not supported (0 or 1)"));
+  }
+  const int world = comm->world_size();
+  auto dp = std::unique_ptr<DataParallel>(new DataParallel(comm, options));
+  at::NoGradGuard no_grad;
+  for (auto& spec : specs) {
+    if (spec.params.empty()) continue;
+    auto g = std::make_unique<Group>();
+    g->name = spec.name;
+    g->params = spec.params;
+    const at::TensorOptions topt = spec.params.front().options();
+    for (const at::Tensor& p : spec.params) {
+      if (!p.requires_grad() || p.scalar_type() != topt.dtype().toScalarType() ||
+          p.device() != topt.device()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "parameter group \"", spec.name, "\": every parameter must require grad and share "
+            "one dtype and device (got ", c10::toString(p.scalar_type()), " on ", p.device().str(), ")"));
+      }
+    }
+    // Layout: reverse order, cut into buckets, each padded to a multiple of the world size.
+    const int64_t elem = static_cast<int64_t>(spec.params.front().element_size());
+    struct Slot { size_t param; int64_t offset; Bucket* bucket; };
+    std::vector<Slot> slots;
+    int64_t offset = 0;
+    Bucket* cur = nullptr;
+    int64_t cur_elems = 0;
+    auto close = [&] {
+      if (cur == nullptr) return;
+      cur->numel = (cur_elems + world - 1) / world * world;
+      offset = cur->offset + cur->numel;
+      cur = nullptr;
+      cur_elems = 0;
+    };
+    for (size_t i = spec.params.size(); i-- > 0;) {
+      const int64_t n = spec.params[i].numel();
+      if (cur != nullptr && (cur_elems + n) * elem > options.bucket_bytes) close();
+      if (cur == nullptr) {
+        g->buckets.push_back(std::make_unique<Bucket>());
+        cur = g->buckets.back().get();
+        cur->group = g.get();
+        cur->offset = offset;
+      }
+      slots.push_back({i, cur->offset + cur_elems, cur});
+      cur_elems += n;
+      cur->expected += 1;
+    }
+    close();
+    g->flat_param = at::zeros({offset}, topt.requires_grad(false));
+    g->flat_grad = at::zeros({offset}, topt.requires_grad(false));
+    for (const Slot& s : slots) {
+      at::Tensor& p = g->params[s.param];
+      at::Tensor pv = g->flat_param.narrow(0, s.offset, p.numel()).view(p.sizes());
+      pv.copy_(p.detach());
+      p.set_data(pv);
+      p.mutable_grad() = g->flat_grad.narrow(0, s.offset, p.numel()).view(p.sizes());
+      torch::autograd::impl::set_post_acc_grad_hooks(
+          p, std::make_unique<ReadyHook>(dp.get(), s.bucket));
+    }
+    for (auto& b : g->buckets) {
+      b->grad = g->flat_grad.narrow(0, b->offset, b->numel);
+      b->param = g->flat_param.narrow(0, b->offset, b->numel);
+      if (options.zero_stage == 1) {
+        const int64_t shard = b->numel / world;
+        b->shard_grad = at::zeros({shard}, topt.requires_grad(false));
+        b->shard_param = b->param.narrow(0, comm->rank() * shard, shard);
+        at::Tensor opt = b->shard_param;
+        opt.mutable_grad() = b->shard_grad;
+        g->opt_params.push_back(opt);
+      }
+      dp->order_.push_back(b.get());
+    }
+    if (options.zero_stage == 0) {
+      at::Tensor opt = g->flat_param.view({-1});
+      opt.mutable_grad() = g->flat_grad;
+      g->opt_params.push_back(opt);
+    }
+    dp->groups_.push_back(std::move(g));
+  }
+  dp->RebuildOptimizer();
+  return dp;
+}
+
+void DataParallel::RebuildOptimizer() {
+  std::vector<at::Tensor> all;
+  for (auto& g : groups_) all.insert(all.end(), g->opt_params.begin(), g->opt_params.end());
+  auto fresh = std::make_unique<torch::optim::AdamW>(
+      all, torch::optim::AdamWOptions(1e-3)
+               .betas({options_.beta1, options_.beta2})
+               .eps(options_.eps)
+               .weight_decay(options_.weight_decay));
+  if (optimizer_ != nullptr) {  // keep the state of the tensors that remain
+    for (const at::Tensor& t : all) {
+      auto it = optimizer_->state().find(t.unsafeGetTensorImpl());
+      if (it != optimizer_->state().end()) {
+        fresh->state()[t.unsafeGetTensorImpl()] = std::move(it->second);
+      }
+    }
+  }
+  optimizer_ = std::move(fresh);
+}
+
+absl::Status DataParallel::BroadcastParameters() {
+  if (comm_->world_size() == 1) return absl::OkStatus();
+  std::vector<std::unique_ptr<Work>> works;
+  for (auto& g : groups_) works.push_back(comm_->Broadcast(g->flat_param, 0));
+  for (auto& w : works) {
+    if (absl::Status s = w->Wait(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+void DataParallel::ZeroGrad() {
+  for (auto& g : groups_) g->flat_grad.zero_();
+}
+
+void DataParallel::SetLastMicroBatch(bool last) { last_micro_ = last; }
+
+void DataParallel::OnGradReady(Bucket* bucket) {
+  if (!last_micro_ || !options_.overlap) return;
+  bucket->ready += 1;
+  LaunchReadyBuckets();
+}
+
+void DataParallel::LaunchReadyBuckets() {
+  while (next_launch_ < order_.size() &&
+         order_[next_launch_]->ready >= order_[next_launch_]->expected) {
+    Launch(*order_[next_launch_++]);
+    ++started_in_backward_;
+  }
+}
+
+void DataParallel::Launch(Bucket& b) {
+  b.launched = true;
+  b.work = options_.zero_stage == 1 ? comm_->ReduceScatter(b.grad, b.shard_grad)
+                                    : comm_->AllReduce(b.grad, ReduceOp::kSum);
+}
+
+absl::Status DataParallel::FinishGradientSync() {
+  while (next_launch_ < order_.size()) Launch(*order_[next_launch_++]);
+  absl::Status status;
+  const double inv = 1.0 / comm_->world_size();
+  for (Bucket* b : order_) {
+    absl::Status s = b->work->Wait();
+    if (status.ok() && !s.ok()) status = s;
+    b->work.reset();
+    b->ready = 0;
+    b->launched = false;
+    if (comm_->world_size() > 1 && s.ok()) {
+      (options_.zero_stage == 1 ? b->shard_grad : b->grad).mul_(inv);
+    }
+  }
+  next_launch_ = 0;
+  last_micro_ = true;
+  return status;
+}
+
+std::vector<at::Tensor> DataParallel::OwnedGradients() {
+  std::vector<at::Tensor> out;
+  for (auto& g : groups_) {
+    if (options_.zero_stage == 1) {
+      for (auto& b : g->buckets) out.push_back(b->shard_grad);
+    } else {
+      out.push_back(g->flat_grad);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<double> DataParallel::ClipGradNorm(double max_norm) {
+  double sumsq = 0;
+  for (const at::Tensor& g : OwnedGradients()) {
+    const double n = at::linalg_vector_norm(g, 2, {}, false, at::kDouble).item<double>();
+    sumsq += n * n;
+  }
+  if (options_.zero_stage == 1) {
+    absl::StatusOr<double> total = AllReduceScalar(*comm_, sumsq);
+    if (!total.ok()) return total.status();
+    sumsq = *total;
+  }
+  const double norm = std::sqrt(sumsq);
+  if (max_norm > 0 && norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const at::Tensor& g : OwnedGradients()) g.mul_(scale);
+  }
+  return norm;
+}
+
+absl::Status DataParallel::Step(double lr) {
+  for (auto& group : optimizer_->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  }
+  optimizer_->step();
+  if (options_.zero_stage != 1 || comm_->world_size() == 1) return absl::OkStatus();
+  std::vector<std::unique_ptr<Work>> works;
+  for (Bucket* b : order_) works.push_back(comm_->AllGatherInPlace(b->param));
+  for (auto& w : works) {
+    if (absl::Status s = w->Wait(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DataParallel::DropGroup(const std::string& name) {
+  auto it = std::find_if(groups_.begin(), groups_.end(),
+                         [&](const auto& g) { return g->name == name; });
+  if (it == groups_.end()) {
+    return absl::NotFoundError(absl::StrCat("no parameter group \"", name, "\""));
+  }
+  Group& g = **it;
+  at::NoGradGuard no_grad;
+  for (auto& p : g.params) {
+    torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
+    p.mutable_grad() = at::Tensor();
+    p.set_data(p.detach().clone());
+  }
+  for (auto& b : g.buckets) {
+    order_.erase(std::remove(order_.begin(), order_.end(), b.get()), order_.end());
+  }
+  for (const at::Tensor& t : g.opt_params) optimizer_->state().erase(t.unsafeGetTensorImpl());
+  groups_.erase(it);
+  RebuildOptimizer();
+  return absl::OkStatus();
+}
+
+DataParallelSizes DataParallel::sizes() const {
+  DataParallelSizes s;
+  for (const auto& g : groups_) {
+    s.param_elements += g->flat_param.numel();
+    s.grad_elements += g->flat_grad.numel();
+    for (const auto& b : g->buckets) {
+      s.buckets += 1;
+      if (b->shard_grad.defined()) s.grad_elements += b->shard_grad.numel();
+    }
+    for (const auto& t : g->opt_params) s.optimizer_elements += 2 * t.numel();
+  }
+  return s;
+}
+
+}  // namespace loom::parallel
