@@ -299,6 +299,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                    "is empty; give a glob of token shards (see //tools:tokenize)");
   LOOM_CHECK_CHOICE(d.tokenizer(), "data.tokenizer", "gpt2", "byte", "external");
   LOOM_CHECK_CHOICE(c.task().type(), "task.type", "lm");
+  LOOM_CHECK_FIELD(c.train().eval_batch_size() >= 0, "train.eval_batch_size",
+                   c.train().eval_batch_size(), " must be >= 0 (0: train.micro_batch_size)");
   LOOM_CHECK_FIELD(c.parallel().expected_world_size() >= 0, "parallel.expected_world_size",
                    c.parallel().expected_world_size(), " must be >= 0");
   LOOM_CHECK_FIELD(c.optimizer().zero_stage() == 0 || c.optimizer().zero_stage() == 1,

@@ -3,7 +3,6 @@
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
-#include <torch/optim/adamw.h>
 
 #include <chrono>
 #include <cmath>
@@ -19,10 +18,12 @@
 #include "core/json.h"
 #include "core/lr_schedule.h"
 #include "core/progress.h"
+#include "core/safetensors.h"
 #include "core/status_macros.h"
 #include "data/lm_loader.h"
 #include "models/registry.h"
 #include "models/structured_linear.h"
+#include "parallel/data_parallel.h"
 
 namespace loom {
 
@@ -31,7 +32,9 @@ struct Trainer::State {
   std::string run_dir;
   std::string metrics_path;
   std::shared_ptr<models::TransformerLm> model;
-  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<parallel::Communicator> own_comm;  // when Create got none
+  parallel::Communicator* comm = nullptr;
+  std::unique_ptr<parallel::DataParallel> dp;
   std::unique_ptr<data::LmDataset> train_data;
   std::unique_ptr<data::LmDataset> val_data;
   std::unique_ptr<data::LmBatchLoader> train_loader;
@@ -54,21 +57,9 @@ std::string HumanCount(double v) {
   return absl::StrFormat("%.0f", v);
 }
 
-double GradNormAndClip(const std::vector<at::Tensor>& params, double max_norm) {
-  std::vector<at::Tensor> norms;
-  for (const auto& p : params) {
-    if (p.grad().defined()) norms.push_back(p.grad().norm(2, {}, false, at::kDouble));
-  }
-  if (norms.empty()) return 0;
-  const double total = at::stack(norms).norm().item<double>();
-  if (max_norm > 0 && total > max_norm) {
-    const double scale = max_norm / (total + 1e-6);
-    for (const auto& p : params) {
-      if (p.grad().defined()) p.grad().mul_(scale);
-    }
-  }
-  return total;
-}
+// run_dir/model.safetensors: every parameter under its module-tree name, as float32/float64.
+// (Guides dropped after the guided phase have no elements and are left out.)
+absl::Status WriteFinalWeights(const Trainer::State& s);
 
 }  // namespace
 
@@ -76,21 +67,41 @@ Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Trainer::~Trainer() = default;
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config_in,
-                                                         const std::string& run_dir) {
+                                                         const std::string& run_dir,
+                                                         parallel::Communicator* comm) {
   auto s = std::make_unique<State>();
   s->config = config_in;
   LOOM_RETURN_IF_ERROR(ResolveDefaults(&s->config));
   LOOM_RETURN_IF_ERROR(ValidateRunConfig(s->config));
   const RunConfig& c = s->config;
-  s->run_dir = run_dir;
-  LOOM_RETURN_IF_ERROR(MakeDirs(run_dir));
-  s->metrics_path = run_dir + "/metrics.jsonl";
-  if (FileExists(s->metrics_path)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        run_dir, " already holds a run (metrics.jsonl exists) and resuming is not implemented "
-                 "yet; choose another --run_dir or remove it"));
+  if (comm == nullptr) {
+    LOOM_ASSIGN_OR_RETURN(s->own_comm, parallel::CreateCommunicator(parallel::WorldInfo{}));
+    comm = s->own_comm.get();
   }
-  LOOM_RETURN_IF_ERROR(WriteFileAtomically(run_dir + "/config.textproto", RunConfigToText(c)));
+  s->comm = comm;
+  const int rank = comm->rank(), world = comm->world_size();
+  if (c.parallel().expected_world_size() > 0 && c.parallel().expected_world_size() != world) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "parallel.expected_world_size is ", c.parallel().expected_world_size(),
+        " but the job has ", world, " ranks"));
+  }
+  if (c.train().global_batch_size() % (int64_t{c.train().micro_batch_size()} * world) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "train.global_batch_size ", c.train().global_batch_size(),
+        " is not a multiple of train.micro_batch_size ", c.train().micro_batch_size(), " x ",
+        world, " ranks; every rank needs the same number of whole micro-batches"));
+  }
+  s->run_dir = run_dir;
+  s->metrics_path = run_dir + "/metrics.jsonl";
+  if (rank == 0) {  // one writer per run directory
+    LOOM_RETURN_IF_ERROR(MakeDirs(run_dir));
+    if (FileExists(s->metrics_path)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          run_dir, " already holds a run (metrics.jsonl exists) and resuming is not implemented "
+                   "yet; choose another --run_dir or remove it"));
+    }
+    LOOM_RETURN_IF_ERROR(WriteFileAtomically(run_dir + "/config.textproto", RunConfigToText(c)));
+  }
 
   const int threads = c.train().num_threads() > 0
                           ? c.train().num_threads()
@@ -107,11 +118,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
   }
   try {
     s->train_loader = std::make_unique<data::LmBatchLoader>(
-        s->train_data.get(), c.train().global_batch_size(), c.train().micro_batch_size(), 0, 1,
-        c.data().shuffle(), static_cast<uint64_t>(c.train().seed()));
+        s->train_data.get(), c.train().global_batch_size(), c.train().micro_batch_size(), rank,
+        world, c.data().shuffle(), static_cast<uint64_t>(c.train().seed()));
     if (s->val_data) {
-      s->val_loader = std::make_unique<data::LmBatchLoader>(
-          s->val_data.get(), c.train().micro_batch_size(), c.train().micro_batch_size(), 0, 1);
+      const int64_t eval_rows = c.train().eval_batch_size() > 0 ? c.train().eval_batch_size()
+                                                                 : c.train().micro_batch_size();
+      s->val_loader = std::make_unique<data::LmBatchLoader>(s->val_data.get(), eval_rows,
+                                                            eval_rows, 0, 1);
     }
   } catch (const c10::Error& e) {
     return absl::InvalidArgumentError(e.what_without_backtrace());
@@ -121,13 +134,27 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
   auto trainer = std::unique_ptr<Trainer>(new Trainer(std::move(s)));
   trainer->SetupSelfGuided();
   State* st = trainer->state_.get();
-  // Weight decay on every parameter, as the reference (one param group).
-  st->optimizer = std::make_unique<torch::optim::AdamW>(
-      st->model->parameters(), torch::optim::AdamWOptions(c.optimizer().lr())
-                                  .betas({c.optimizer().beta1(), c.optimizer().beta2()})
-                                  .eps(c.optimizer().eps())
-                                  .weight_decay(c.optimizer().weight_decay()));
-  st->peak_flops = MeasureCpuMatmulPeak(threads);
+  // Two parameter groups so that the guides can be dropped after their phase. Weight decay on
+  // every parameter, as the reference (AdamW, one setting for all).
+  std::vector<at::Tensor> model_params, guide_params;
+  for (const at::Tensor& p : st->model->parameters()) {
+    bool is_guide = false;
+    for (const auto& layer : st->guided_layers) is_guide |= p.is_same(layer->guide_linear);
+    (is_guide ? guide_params : model_params).push_back(p);
+  }
+  parallel::DataParallel::Options dpo;
+  dpo.zero_stage = c.optimizer().zero_stage();
+  dpo.bucket_bytes = static_cast<int64_t>(c.parallel().bucket_mb() * (1 << 20));
+  dpo.overlap = c.parallel().overlap();
+  dpo.beta1 = c.optimizer().beta1();
+  dpo.beta2 = c.optimizer().beta2();
+  dpo.eps = c.optimizer().eps();
+  dpo.weight_decay = c.optimizer().weight_decay();
+  LOOM_ASSIGN_OR_RETURN(st->dp, parallel::DataParallel::Create(
+                                    comm, {{"model", model_params}, {"guides", guide_params}},
+                                    dpo));
+  LOOM_RETURN_IF_ERROR(st->dp->BroadcastParameters());
+  if (rank == 0) st->peak_flops = MeasureCpuMatmulPeak(threads);
   return trainer;
 }
 
@@ -167,14 +194,34 @@ void Trainer::AdvanceSelfGuided(int64_t step) {
     for (auto& layer : s.guided_layers) layer->SetSelfGuidedState(count, a);
     return;
   }
-  auto& state = s.optimizer->state();
+  // Frees the guides' flat buffers and AdamW state (cannot fail: the group exists until now).
+  absl::Status dropped = s.dp->DropGroup("guides");
+  TORCH_CHECK(dropped.ok(), dropped.ToString());
   for (auto& layer : s.guided_layers) {
     layer->CloseSelfGuided();
-    state.erase(layer->guide_linear.unsafeGetTensorImpl());
     layer->guide_linear.set_data(at::empty({0}, layer->guide_linear.options()));
   }
   s.guides_dropped = true;
 }
+
+namespace {
+absl::Status WriteFinalWeights(const Trainer::State& s) {
+  std::vector<SafetensorsTensor> tensors;
+  for (const auto& item : s.model->named_parameters()) {
+    const at::Tensor t = item.value().detach().contiguous();
+    if (t.numel() == 0) continue;
+    SafetensorsTensor out;
+    out.name = item.key();
+    out.dtype = t.scalar_type() == at::kDouble ? "F64" : "F32";
+    const at::Tensor v = t.scalar_type() == at::kDouble ? t : t.to(at::kFloat);
+    out.shape = v.sizes().vec();
+    out.data.assign(static_cast<const char*>(v.data_ptr()), v.nbytes());
+    tensors.push_back(std::move(out));
+  }
+  return WriteSafetensors(s.run_dir + "/model.safetensors", tensors,
+                          {{"format", "loom-final-weights"}, {"config_name", s.config.name()}});
+}
+}  // namespace
 
 absl::StatusOr<TrainResult> Trainer::Run() {
   State& s = *state_;
@@ -184,7 +231,10 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   const int64_t total_steps = s.total_steps;
   // T of the cosine includes the repeated steps of fixedflop self-guided training.
   LrSchedule schedule = LrSchedule::FromConfig(c.optimizer(), total_steps);
-  ProgressReporter progress(ProgressReporter::ModeFromName(c.logging().progress()),
+  const int rank = s.comm->rank(), world = s.comm->world_size();
+  // Ranks other than 0 train silently; rank 0 speaks for the job.
+  ProgressReporter progress(rank == 0 ? ProgressReporter::ModeFromName(c.logging().progress())
+                                      : ProgressReporter::Mode::kNone,
                             total_steps);
   TrainResult result;
   result.num_parameters = s.model->NumParameters();
@@ -193,28 +243,34 @@ absl::StatusOr<TrainResult> Trainer::Run() {
 
   progress.Line(absl::StrFormat(
       "loom: run \"%s\" | %s parameters | %d layers, d_model %d, vocab %d | seq %d, batch %d "
-      "(micro %d) = %s tokens/step | %d steps | %s train tokens, %s val tokens | %d threads, "
+      "(micro %d) = %s tokens/step | %d steps | %s train tokens, %s val tokens | %d threads%s, "
       "CPU matmul peak %.0f GFLOP/s",
       c.name(), HumanCount(result.num_parameters), c.model().num_layers(), c.model().d_model(),
       c.model().vocab_size(), t.seq_len(), t.global_batch_size(), t.micro_batch_size(),
       HumanCount(tokens_per_step), total_steps, HumanCount(s.train_data->num_tokens()),
       s.val_data ? HumanCount(s.val_data->num_tokens()) : "no", at::get_num_threads(),
+      world > 1 ? absl::StrFormat(" x %d ranks (%s, ZeRO-%d)", world, s.comm->backend(),
+                                  c.optimizer().zero_stage())
+                : std::string(),
       s.peak_flops / 1e9));
 
-  auto evaluate = [&]() -> double {
+  // Evaluation batches are dealt round-robin to the ranks; the sum is all-reduced.
+  auto evaluate = [&]() -> absl::StatusOr<double> {
     if (!s.val_loader) return std::numeric_limits<double>::quiet_NaN();
     at::NoGradGuard no_grad;
     s.model->eval();
     const int64_t n = s.val_loader->NumEvalBatches(t.eval_batches());
     double sum = 0;
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = rank; i < n; i += world) {
       data::LmBatch b = s.val_loader->GetEval(i);
       sum += s.model->Loss(b.inputs, b.targets).item<double>();
     }
     s.model->train();
+    LOOM_ASSIGN_OR_RETURN(sum, parallel::AllReduceScalar(*s.comm, sum));
     return sum / static_cast<double>(n);
   };
   auto log_eval = [&](int64_t step, double val_loss) -> absl::Status {
+    if (rank != 0) return absl::OkStatus();
     Json rec = Json::MakeObject();
     rec["step"] = step;
     rec["tokens"] = step * tokens_per_step;
@@ -229,11 +285,10 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   const auto run_start = std::chrono::steady_clock::now();
   double train_seconds = 0;
   if (s.val_loader) {
-    result.initial_val_loss = evaluate();
+    LOOM_ASSIGN_OR_RETURN(result.initial_val_loss, evaluate());
     LOOM_RETURN_IF_ERROR(log_eval(0, result.initial_val_loss));
   }
 
-  std::vector<at::Tensor> params = s.model->parameters();
   const int64_t accum = s.train_loader->micro_batches_per_step();
   double interval_loss = 0;
   int64_t interval_steps = 0;
@@ -252,20 +307,24 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   for (int64_t step = 0; step < total_steps; ++step) {
     const auto step_start = std::chrono::steady_clock::now();
     const double lr = schedule.At(step);
-    for (auto& group : s.optimizer->param_groups()) {
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    }
-    s.optimizer->zero_grad();
+    s.dp->ZeroGrad();
     double step_loss = 0;
     // fixedflop: the appended steps re-read the guided phase's data from its start.
     const int64_t data_step = step < t.max_steps() ? step : step - t.max_steps();
     for (int64_t m = 0; m < accum; ++m) {
       data::LmBatch b = s.train_loader->Get(data_step, m);
+      // Gradient buckets start their collectives during the last micro-batch's backward.
+      s.dp->SetLastMicroBatch(m == accum - 1);
       at::Tensor loss = s.model->Loss(b.inputs, b.targets);
       (loss / static_cast<double>(accum)).backward();
       step_loss += loss.item<double>() / static_cast<double>(accum);
     }
-    const double grad_norm = GradNormAndClip(params, c.optimizer().grad_clip());
+    LOOM_RETURN_IF_ERROR(s.dp->FinishGradientSync());
+    if (world > 1) {
+      LOOM_ASSIGN_OR_RETURN(step_loss, parallel::AllReduceScalar(*s.comm, step_loss));
+      step_loss /= world;
+    }
+    LOOM_ASSIGN_OR_RETURN(const double grad_norm, s.dp->ClipGradNorm(c.optimizer().grad_clip()));
     if (!std::isfinite(step_loss) || !std::isfinite(grad_norm)) {
       progress.Finish();
       return absl::InternalError(absl::StrFormat(
@@ -273,7 +332,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
           "step. Lower optimizer.lr or check the data.",
           std::isfinite(step_loss) ? "gradient norm" : "loss", step, step_loss, grad_norm));
     }
-    s.optimizer->step();
+    LOOM_RETURN_IF_ERROR(s.dp->Step(lr));
     const double step_alpha = s.guided_layers.empty() || s.guides_dropped
                                   ? 0.0
                                   : s.guided_layers.front()->alpha();
@@ -292,7 +351,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
                   absl::StrFormat("loss %.4f ppl %.1f | lr %.2e | %s tok/s", step_loss,
                                   std::exp(step_loss), lr, HumanCount(tok_s)),
                   log_now);
-    if (log_now) {
+    if (log_now && rank == 0) {
       const double mean_loss = interval_loss / static_cast<double>(interval_steps);
       Json rec = Json::MakeObject();
       rec["step"] = done;
@@ -317,13 +376,20 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       interval_seconds = 0;
     }
     const bool last = done == total_steps;
+    if (log_now && rank != 0) {
+      result.final_train_loss = interval_loss / static_cast<double>(interval_steps);
+      interval_loss = 0;
+      interval_steps = 0;
+      interval_seconds = 0;
+    }
     if (s.val_loader && ((t.eval_every() > 0 && done % t.eval_every() == 0) || last)) {
-      const double v = evaluate();
+      LOOM_ASSIGN_OR_RETURN(const double v, evaluate());
       result.final_val_loss = v;
       LOOM_RETURN_IF_ERROR(log_eval(done, v));
     }
   }
   progress.Finish();
+  if (rank == 0) LOOM_RETURN_IF_ERROR(WriteFinalWeights(s));
   result.steps = total_steps;
   result.tokens = total_steps * tokens_per_step;
   result.tokens_per_s = static_cast<double>(result.tokens) / train_seconds;

@@ -2,13 +2,21 @@
 // the warmup + cosine schedule, periodic and final evaluation, metrics.jsonl and a progress
 // display. One Trainer per run directory.
 //
-//   LOOM_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(config, "runs/tiny"));
+// Data-parallel: with a Communicator of N ranks, every rank builds the same model (rank 0's
+// weights are broadcast), takes its slice of each global batch (data/lm_loader.h), and gradients
+// are synchronised through parallel::DataParallel (bucketed, overlapped with the backward,
+// ZeRO-1 when optimizer.zero_stage = 1). Only rank 0 writes the run directory and prints
+// progress; losses and evaluation are averaged over ranks.
+//
+//   LOOM_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(config, "runs/tiny"));  // one process
+//   LOOM_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(config, dir, comm.get()));  // N ranks
 //   LOOM_ASSIGN_OR_RETURN(TrainResult result, trainer->Run());
 //
 // run_dir receives `config.textproto` (the resolved config, every default spelled out) and
 // `metrics.jsonl`: one JSON object per log step with step, tokens, loss, lr, grad_norm, alpha
 // (null for models without self-guided layers), tokens_per_s, flops (cumulative training FLOPs),
-// mfu; evaluation records carry val_loss and val_ppl.
+// mfu; evaluation records carry val_loss and val_ppl. At the end, `model.safetensors` holds the
+// final weights (names as in the module tree) until checkpoints arrive.
 #ifndef LOOM_CORE_TRAINER_H_
 #define LOOM_CORE_TRAINER_H_
 
@@ -18,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/config.pb.h"
+#include "parallel/communicator.h"
 
 namespace loom {
 
@@ -36,13 +45,16 @@ struct TrainResult {
 
 class Trainer {
  public:
+  // `comm` (not owned) may be null: a single process.
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(const RunConfig& config,
-                                                         const std::string& run_dir);
+                                                         const std::string& run_dir,
+                                                         parallel::Communicator* comm = nullptr);
   ~Trainer();
   absl::StatusOr<TrainResult> Run();
 
- private:
   struct State;
+
+ private:
   explicit Trainer(std::unique_ptr<State> state);
   void SetupSelfGuided();
   void AdvanceSelfGuided(int64_t step);

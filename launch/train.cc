@@ -4,6 +4,10 @@
 //
 // --set may be repeated; values may contain commas. Without --run_dir the run goes to
 // runs/<name>-<date>-<time>. Errors are printed as one message and exit non-zero.
+//
+// Data-parallel: `mpirun -np N train ...` (or `srun`) runs N ranks that train one model; pass
+// the same --run_dir to every rank (rank 0 writes it). An error on any rank ends the whole job
+// (MPI_Abort) with the message of the rank that failed.
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
@@ -24,6 +28,7 @@
 #include "core/file_io.h"
 #include "core/malloc_tuning.h"
 #include "core/trainer.h"
+#include "parallel/communicator.h"
 #include "parallel/world.h"
 
 ABSL_FLAG(std::string, config, "", "Run config (text proto), e.g. launch/configs/lm/tiny.textproto");
@@ -65,23 +70,37 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<loom::RunConfig> config = loom::LoadRunConfig(loom::ResolveInvocationPath(config_path), overrides);
   if (!config.ok()) return Fail(config.status());
-  // Until gradients are synchronised, N ranks would train N unrelated models into one run
-  // directory: refuse instead.
   absl::StatusOr<loom::parallel::WorldInfo> world = loom::parallel::DiscoverWorld();
   if (!world.ok()) return Fail(world.status());
-  if (world->world_size > 1) {
-    return Fail(absl::UnimplementedError(absl::StrCat(
-        "started as rank ", world->rank, " of ", world->world_size, " (", world->source,
-        "), but data-parallel training is not implemented yet; run a single process")));
-  }
   std::string run_dir = absl::GetFlag(FLAGS_run_dir);
-  if (run_dir.empty()) run_dir = DefaultRunDir(config->name());
+  if (run_dir.empty()) {
+    if (world->world_size > 1) {
+      return Fail(absl::InvalidArgumentError(
+          "--run_dir is required with several ranks (each rank would pick its own default)"));
+    }
+    run_dir = DefaultRunDir(config->name());
+  }
+  loom::parallel::CommunicatorOptions comm_options;
+  comm_options.backend = config->parallel().backend();
+  comm_options.nccl_id_method = config->parallel().nccl_id_method();
+  comm_options.nccl_id_dir = config->parallel().nccl_id_dir();
+  absl::StatusOr<std::unique_ptr<loom::parallel::Communicator>> comm =
+      loom::parallel::CreateCommunicator(*world, comm_options);
+  if (!comm.ok()) return Fail(comm.status());
+  // With several ranks a failure must end all of them (the others would wait in a collective).
+  auto fail_job = [&](const absl::Status& status) -> int {
+    if ((*comm)->world_size() > 1) {
+      (*comm)->Abort(absl::StrCat("train: error: ", status.message()), 1);
+    }
+    return Fail(status);
+  };
 
   try {
-    auto trainer = loom::Trainer::Create(*config, run_dir);
-    if (!trainer.ok()) return Fail(trainer.status());
+    auto trainer = loom::Trainer::Create(*config, run_dir, comm->get());
+    if (!trainer.ok()) return fail_job(trainer.status());
     auto result = (*trainer)->Run();
-    if (!result.ok()) return Fail(result.status());
+    if (!result.ok()) return fail_job(result.status());
+    if ((*comm)->rank() != 0) return 0;
     const auto& r = *result;
     std::printf(
         "done: %lld steps, %lld tokens in %.1f s (%.0f tokens/s while training)\n"
@@ -94,9 +113,9 @@ int main(int argc, char** argv) {
     }
     std::printf("  %.3g training FLOPs | run directory: %s\n", r.total_flops, run_dir.c_str());
   } catch (const c10::Error& e) {
-    return Fail(absl::InternalError(e.what_without_backtrace()));
+    return fail_job(absl::InternalError(e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    return Fail(absl::InternalError(e.what()));
+    return fail_job(absl::InternalError(e.what()));
   }
   return 0;
 }

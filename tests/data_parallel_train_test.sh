@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Data-parallel `train` under real mpirun ranks is the same training as one process:
+#  - 1, 2 and 4 ranks, same global batch (float64): loss, grad_norm and val_loss at every step and
+#    the final weights (model.safetensors, read by Python) agree to 1e-10 relative;
+#  - ZeRO-1 against all-reduce on 2 ranks (float64, 1e-10);
+#  - gradient accumulation (micro-batch 2 x 4) against one micro-batch of 8 (float64, 1e-10);
+#  - float32, 2 ranks against 1: losses, grad norms and val losses to 1e-5 relative (the
+#    summation order differs; float32 rounding is 6e-8 per op), weights to 1e-3 of each tensor's
+#    largest entry: AdamW divides by sqrt(v), so a parameter whose gradient is near zero (a fresh
+#    bias) takes a step of up to lr whose size depends on rounding, 6 steps x lr 3e-3;
+#  - a rank killed mid-training ends the whole job, non-zero, within 60 s;
+#  - an error on one rank (bad world size) ends the job with that rank's message.
+set -euo pipefail
+RUNFILES="${TEST_SRCDIR:-$0.runfiles}/loom"
+source "$RUNFILES/tests/mpi_common.sh"
+TRAIN="$RUNFILES/launch/train"
+TOKENIZE="$RUNFILES/tools/tokenize"
+CONFIG="$RUNFILES/launch/configs/lm/tiny.textproto"
+WORK="${TEST_TMPDIR:-$(mktemp -d)}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$TOKENIZE" --tokenizer=byte --input="$RUNFILES/data/corpus/carroll-alice.txt" \
+  --out_dir="$WORK/shards" --val_fraction=0.05 >"$WORK/tokenize.log" 2>&1 || { cat "$WORK/tokenize.log"; fail tokenize; }
+
+common=(--config="$CONFIG" --set=data.tokenizer=byte
+  --set="data.train_shards=$WORK/shards/train_*.bin" --set="data.val_shards=$WORK/shards/val_*.bin"
+  --set=model.d_model=32 --set=model.num_layers=2 --set=model.mixer.num_heads=2
+  --set=train.seq_len=32 --set=train.global_batch_size=8 --set=train.max_steps=6
+  --set=train.log_every=1 --set=train.eval_every=3 --set=train.eval_batches=4
+  --set=optimizer.lr=3e-3 --set=train.num_threads=1 --set=logging.progress=plain
+  --set=train.eval_batch_size=2 --set=parallel.bucket_mb=0.05)
+
+run() {  # run NAME NP extra-args...
+  local name=$1 np=$2; shift 2
+  if [[ $np == 1 ]]; then
+    "$TRAIN" "${common[@]}" "$@" --run_dir="$WORK/$name" >"$WORK/$name.log" 2>&1 || { cat "$WORK/$name.log"; fail "$name"; }
+  else
+    loom_mpirun -np "$np" "$TRAIN" "${common[@]}" "$@" --run_dir="$WORK/$name" >"$WORK/$name.log" 2>&1 || { cat "$WORK/$name.log"; fail "$name"; }
+  fi
+}
+
+f64=(--set=model.dtype=float64)
+run r1 1 "${f64[@]}" --set=train.micro_batch_size=2
+run r2 2 "${f64[@]}" --set=train.micro_batch_size=2
+run r4 4 "${f64[@]}" --set=train.micro_batch_size=2
+run r2z 2 "${f64[@]}" --set=train.micro_batch_size=2 --set=optimizer.zero_stage=1
+run r4z 4 "${f64[@]}" --set=train.micro_batch_size=1 --set=optimizer.zero_stage=1 --set=parallel.overlap=false
+run r1big 1 "${f64[@]}" --set=train.micro_batch_size=8
+run f1 1 --set=train.micro_batch_size=2
+run f2 2 --set=train.micro_batch_size=2
+grep -q "x 2 ranks (mpi, ZeRO-1)" "$WORK/r2z.log" || { cat "$WORK/r2z.log"; fail "banner does not show 2 ranks, ZeRO-1"; }
+
+python3 - "$WORK" <<'PY' || fail "runs differ"
+import json, sys, math
+from safetensors.numpy import load_file
+work = sys.argv[1]
+def metrics(name):
+    recs = [json.loads(l) for l in open(f"{work}/{name}/metrics.jsonl")]
+    return ([(r["step"], r["loss"], r["grad_norm"]) for r in recs if "loss" in r],
+            [(r["step"], r["val_loss"]) for r in recs if "val_loss" in r])
+def rel(a, b): return abs(a - b) / max(abs(b), 1e-30)
+def compare(name, ref, tol, weight_tol=None):
+    weight_tol = weight_tol or tol
+    (tr, ev), (tr0, ev0) = metrics(name), metrics(ref)
+    assert len(tr) == len(tr0) == 6 and len(ev) == len(ev0) == 3, (name, len(tr), len(ev))
+    worst, where, wworst, wwhere = 0.0, "", 0.0, ""
+    def note(d, what):
+        nonlocal worst, where
+        if d > worst: worst, where = d, what
+    def wnote(d, what):
+        nonlocal wworst, wwhere
+        if d > wworst: wworst, wwhere = d, what
+    for (s, l, g), (s0, l0, g0) in zip(tr, tr0):
+        assert s == s0
+        note(rel(l, l0), f"loss@{s}"); note(rel(g, g0), f"grad_norm@{s}")
+    for (s, v), (s0, v0) in zip(ev, ev0):
+        note(rel(v, v0), f"val_loss@{s}")
+    w, w0 = load_file(f"{work}/{name}/model.safetensors"), load_file(f"{work}/{ref}/model.safetensors")
+    assert w.keys() == w0.keys() and len(w) > 5, (name, sorted(w.keys()))
+    for k in w0:
+        d = abs(w[k].astype("float64") - w0[k].astype("float64")).max() / max(abs(w0[k]).max(), 1e-30)
+        wnote(float(d), k)
+    print(f"{name} vs {ref}: metrics {worst:.2e} ({where}; tolerance {tol:.0e}), "
+          f"weights {wworst:.2e} ({wwhere}; tolerance {weight_tol:.0e})")
+    assert worst < tol and wworst < weight_tol, name
+compare("r2", "r1", 1e-10)
+compare("r4", "r1", 1e-10)
+compare("r2z", "r2", 1e-10)
+compare("r4z", "r1", 1e-10)
+compare("r1big", "r1", 1e-10)
+compare("f2", "f1", 1e-5, 1e-3)
+PY
+
+# A rank killed mid-training ends the job.
+loom_mpirun -np 2 "$TRAIN" "${common[@]}" --set=train.max_steps=100000 --set=train.eval_every=0 \
+  --set=train.micro_batch_size=1 --run_dir="$WORK/killed" >"$WORK/killed.log" 2>&1 &
+MPIRUN=$!
+for _ in $(seq 600); do
+  [[ -s "$WORK/killed/metrics.jsonl" ]] && grep -q '"loss"' "$WORK/killed/metrics.jsonl" && break
+  sleep 0.1
+done
+grep -q '"loss"' "$WORK/killed/metrics.jsonl" || { kill -9 $MPIRUN; cat "$WORK/killed.log"; fail "killed run never started training"; }
+victim=$(pgrep -P $MPIRUN -f launch/train | tail -1)
+[[ -n "$victim" ]] || fail "no rank process under mpirun"
+start=$SECONDS
+kill -9 "$victim"
+rc=0
+for _ in $(seq 600); do kill -0 $MPIRUN 2>/dev/null || break; sleep 0.1; done
+if kill -0 $MPIRUN 2>/dev/null; then kill -9 $MPIRUN; fail "job still running 60 s after a rank died"; fi
+wait $MPIRUN || rc=$?
+echo "killed rank $victim: job ended after $((SECONDS - start)) s with exit code $rc"
+[[ $rc != 0 ]] || fail "job exited 0 after a rank was killed"
+
+# An error on the ranks (expected_world_size mismatch) ends the job with the message.
+rc=0
+loom_mpirun -np 2 "$TRAIN" "${common[@]}" --set=parallel.expected_world_size=4 \
+  --run_dir="$WORK/bad" >"$WORK/bad.log" 2>&1 || rc=$?
+[[ $rc != 0 ]] || fail "world size mismatch accepted"
+grep -q "expected_world_size is 4 but the job has 2 ranks" "$WORK/bad.log" || { cat "$WORK/bad.log"; fail "no clear message"; }
+echo "PASS"
