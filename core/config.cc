@@ -310,6 +310,7 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                    " must be > 0");
   LOOM_CHECK_CHOICE(c.parallel().backend(), "parallel.backend", "auto", "local", "mpi", "nccl");
   LOOM_CHECK_CHOICE(c.parallel().nccl_id_method(), "parallel.nccl_id_method", "mpi", "file");
+  LOOM_CHECK_CHOICE(c.parallel().overlap(), "parallel.overlap", "auto", "on", "off");
   LOOM_CHECK_FIELD(c.parallel().nccl_id_method() != "file" || !c.parallel().nccl_id_dir().empty(),
                    "parallel.nccl_id_dir",
                    "must name a directory every node shares when nccl_id_method is \"file\"");

@@ -145,7 +145,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
   parallel::DataParallel::Options dpo;
   dpo.zero_stage = c.optimizer().zero_stage();
   dpo.bucket_bytes = static_cast<int64_t>(c.parallel().bucket_mb() * (1 << 20));
-  dpo.overlap = c.parallel().overlap();
+  dpo.overlap = c.parallel().overlap() == "on" ||
+                (c.parallel().overlap() == "auto" && comm->backend() == "nccl");
   dpo.beta1 = c.optimizer().beta1();
   dpo.beta2 = c.optimizer().beta2();
   dpo.eps = c.optimizer().eps();

@@ -94,7 +94,7 @@ class MpiCommunicator : public Communicator {
         start += count;
       }
       return absl::OkStatus();
-    });
+    }, t.nbytes());
   }
 
   std::unique_ptr<Work> ReduceScatter(const at::Tensor& input, const at::Tensor& output) override {
@@ -133,7 +133,7 @@ class MpiCommunicator : public Communicator {
         if (!s.ok()) return s;
       }
       return absl::OkStatus();
-    });
+    }, input.nbytes());
   }
 
   std::unique_ptr<Work> AllGatherInPlace(const at::Tensor& buffer) override {
@@ -147,7 +147,7 @@ class MpiCommunicator : public Communicator {
       const int64_t n = buffer.numel() / size_;
       return LOOM_MPI_STATUS(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer.data_ptr(),
                                            static_cast<int>(n), type, MPI_COMM_WORLD));
-    });
+    }, buffer.nbytes());
   }
 
   std::unique_ptr<Work> Broadcast(const at::Tensor& t, int root) override {
@@ -164,7 +164,7 @@ class MpiCommunicator : public Communicator {
         start += count;
       }
       return absl::OkStatus();
-    });
+    }, t.nbytes());
   }
 
   absl::Status Barrier() override {
@@ -184,7 +184,29 @@ class MpiCommunicator : public Communicator {
     return chunk_bytes_ > 0 ? std::max<int64_t>(1, std::min(cap, chunk_bytes_ / elem)) : cap;
   }
 
-  std::unique_ptr<Work> Submit(std::function<absl::Status()> fn) {
+  // Messages up to kInlineBytes run on the caller's thread when the communication thread is idle
+  // (nothing queued or running, so the order of collectives is unchanged): handing a 1 KiB
+  // all-reduce to the thread cost ~5 us of wake-up, 4x the collective itself.
+  static constexpr int64_t kInlineBytes = int64_t{1} << 20;
+
+  std::unique_ptr<Work> Submit(std::function<absl::Status()> fn, int64_t bytes = 0) {
+    if (bytes <= kInlineBytes) {
+      bool claimed = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (queue_.empty() && !busy_) claimed = busy_ = true;
+      }
+      if (claimed) {
+        absl::Status status = fn();
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          busy_ = false;
+        }
+        // No notify: only this thread submits, so nothing was queued meanwhile, and waking the
+        // idle thread would steal a core from the busy-polling ranks (measured: 0.56x at 256 KiB).
+        return CompletedWork(std::move(status));
+      }
+    }
     std::packaged_task<absl::Status()> task(std::move(fn));
     auto work = std::make_unique<FutureWork>(task.get_future());
     {
@@ -200,12 +222,17 @@ class MpiCommunicator : public Communicator {
       std::packaged_task<absl::Status()> task;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        cv_.wait(lock, [this] { return (stop_ || !queue_.empty()) && !busy_; });
         if (queue_.empty()) return;  // stop_ and drained
         task = std::move(queue_.front());
         queue_.pop_front();
+        busy_ = true;
       }
       task();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        busy_ = false;
+      }
     }
   }
 
@@ -216,6 +243,7 @@ class MpiCommunicator : public Communicator {
   std::condition_variable cv_;
   std::deque<std::packaged_task<absl::Status()>> queue_;
   bool stop_ = false;
+  bool busy_ = false;  // a collective is running (on the thread or inline on the caller)
   std::thread thread_;  // last: starts after the members it uses
 };
 

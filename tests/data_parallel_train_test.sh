@@ -41,10 +41,10 @@ run() {  # run NAME NP extra-args...
 
 f64=(--set=model.dtype=float64)
 run r1 1 "${f64[@]}" --set=train.micro_batch_size=2
-run r2 2 "${f64[@]}" --set=train.micro_batch_size=2
+run r2 2 "${f64[@]}" --set=train.micro_batch_size=2 --set=parallel.overlap=on
 run r4 4 "${f64[@]}" --set=train.micro_batch_size=2
-run r2z 2 "${f64[@]}" --set=train.micro_batch_size=2 --set=optimizer.zero_stage=1
-run r4z 4 "${f64[@]}" --set=train.micro_batch_size=1 --set=optimizer.zero_stage=1 --set=parallel.overlap=false
+run r2z 2 "${f64[@]}" --set=train.micro_batch_size=2 --set=optimizer.zero_stage=1 --set=parallel.overlap=on
+run r4z 4 "${f64[@]}" --set=train.micro_batch_size=1 --set=optimizer.zero_stage=1 --set=parallel.overlap=off
 run r1big 1 "${f64[@]}" --set=train.micro_batch_size=8
 run f1 1 --set=train.micro_batch_size=2
 run f2 2 --set=train.micro_batch_size=2
