@@ -1,6 +1,7 @@
 // `train`: trains the model a run config describes.
 //
 //   train --config=launch/configs/lm/tiny.textproto [--set=a.b.c=value]... [--run_dir=DIR]
+//   train --config=... --dry_run      # per-rank memory plan for the configured world size
 //
 // --set may be repeated; values may contain commas. Without --run_dir the run goes to
 // runs/<name>-<date>-<time>. Errors are printed as one message and exit non-zero.
@@ -27,11 +28,16 @@
 #include "core/config.h"
 #include "core/file_io.h"
 #include "core/malloc_tuning.h"
+#include "core/memory_plan.h"
+#include "core/tensor_memory.h"
 #include "core/trainer.h"
 #include "parallel/communicator.h"
 #include "parallel/world.h"
 
 ABSL_FLAG(std::string, config, "", "Run config (text proto), e.g. launch/configs/lm/tiny.textproto");
+ABSL_FLAG(bool, dry_run, false,
+          "Print the per-rank memory plan (parameters, gradients, optimizer state, activations) "
+          "for this config and world size, then exit without training");
 ABSL_FLAG(std::string, run_dir, "",
           "Run directory (config.textproto, metrics.jsonl); default runs/<name>-<date>-<time>");
 
@@ -53,6 +59,7 @@ int Fail(const absl::Status& status) {
 
 int main(int argc, char** argv) {
   loom::ConfigureAllocatorForTraining();
+  loom::InstallTensorMemoryCounter();
   absl::SetProgramUsageMessage(
       "trains a model: train --config=FILE [--set=a.b.c=value]... [--run_dir=DIR]");
   absl::StatusOr<std::vector<std::string>> set_flags = loom::ExtractOverrideFlags(&argc, argv);
@@ -72,6 +79,17 @@ int main(int argc, char** argv) {
   if (!config.ok()) return Fail(config.status());
   absl::StatusOr<loom::parallel::WorldInfo> world = loom::parallel::DiscoverWorld();
   if (!world.ok()) return Fail(world.status());
+  if (absl::GetFlag(FLAGS_dry_run)) {
+    // The world size the run is planned for: parallel.expected_world_size, else the launcher's.
+    const int planned = config->parallel().expected_world_size() > 0
+                            ? config->parallel().expected_world_size()
+                            : world->world_size;
+    absl::StatusOr<loom::MemoryPlan> plan =
+        loom::PlanMemory(*config, planned, loom::CurrentRssBytes());
+    if (!plan.ok()) return Fail(plan.status());
+    if (world->rank == 0) std::printf("%s", plan->ToTable().c_str());
+    return 0;
+  }
   std::string run_dir = absl::GetFlag(FLAGS_run_dir);
   if (run_dir.empty()) {
     if (world->world_size > 1) {
@@ -111,7 +129,12 @@ int main(int argc, char** argv) {
       std::printf("  val loss   %.4f -> %.4f (ppl %.1f -> %.1f)\n", r.initial_val_loss,
                   r.final_val_loss, std::exp(r.initial_val_loss), std::exp(r.final_val_loss));
     }
-    std::printf("  %.3g training FLOPs | run directory: %s\n", r.total_flops, run_dir.c_str());
+    std::printf(
+        "  %.3g training FLOPs | peak memory: tensors %.1f MiB (%lld bytes), process RSS %.1f "
+        "MiB | run directory: %s\n",
+        r.total_flops, static_cast<double>(loom::TensorMemoryPeakBytes()) / (1 << 20),
+        static_cast<long long>(loom::TensorMemoryPeakBytes()),
+        static_cast<double>(loom::PeakRssBytes()) / (1 << 20), run_dir.c_str());
   } catch (const c10::Error& e) {
     return fail_job(absl::InternalError(e.what_without_backtrace()));
   } catch (const std::exception& e) {

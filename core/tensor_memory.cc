@@ -1,0 +1,64 @@
+#include "core/tensor_memory.h"
+
+#include <c10/core/CPUAllocator.h>
+
+#include <atomic>
+#include <mutex>
+
+namespace loom {
+namespace {
+
+std::atomic<int64_t> g_live{0};
+std::atomic<int64_t> g_peak{0};
+std::atomic<bool> g_installed{false};
+
+// Each allocation gets a small context (the inner DataPtr and its size) so the deleter can count.
+struct Ctx {
+  c10::DataPtr inner;
+  int64_t bytes;
+};
+
+void Delete(void* p) {
+  auto* ctx = static_cast<Ctx*>(p);
+  g_live.fetch_sub(ctx->bytes, std::memory_order_relaxed);
+  delete ctx;  // frees the inner storage
+}
+
+class CountingAllocator final : public c10::Allocator {
+ public:
+  explicit CountingAllocator(c10::Allocator* inner) : inner_(inner) {}
+  c10::DataPtr allocate(size_t n) override {
+    c10::DataPtr d = inner_->allocate(n);
+    void* data = d.get();
+    const int64_t bytes = static_cast<int64_t>(n);
+    const int64_t now = g_live.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    int64_t peak = g_peak.load(std::memory_order_relaxed);
+    while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+    return {data, new Ctx{std::move(d), bytes}, &Delete, c10::Device(c10::DeviceType::CPU)};
+  }
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+
+ private:
+  c10::Allocator* inner_;
+};
+
+}  // namespace
+
+void InstallTensorMemoryCounter() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static CountingAllocator* counting = new CountingAllocator(c10::GetCPUAllocator());
+    c10::SetCPUAllocator(counting, /*priority=*/100);
+    g_installed = true;
+  });
+}
+
+bool TensorMemoryCounterInstalled() { return g_installed; }
+int64_t TensorMemoryLiveBytes() { return g_live.load(); }
+int64_t TensorMemoryPeakBytes() { return g_peak.load(); }
+void ResetTensorMemoryPeak() { g_peak.store(g_live.load()); }
+
+}  // namespace loom
