@@ -253,7 +253,7 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                    m.layer_norm_eps(), " is out of range (0, 1)");
   LOOM_CHECK_FIELD(m.tie_embeddings(), "model.tie_embeddings",
                    "untied embeddings are not implemented yet");
-  LOOM_CHECK_CHOICE(m.dtype(), "model.dtype", "float32", "float64");
+  LOOM_CHECK_CHOICE(m.dtype(), "model.dtype", "float32", "float64", "bfloat16");
 
   const OptimizerConfig& o = c.optimizer();
   LOOM_CHECK_CHOICE(o.name(), "optimizer.name", "adamw");

@@ -47,15 +47,19 @@ absl::StatusOr<MemoryPlan> PlanMemory(const RunConfig& config_in, int world_size
   p.world_size = world_size;
   p.zero_stage = c.optimizer().zero_stage();
   p.dtype = m.dtype();
-  const int64_t s = m.dtype() == "float64" ? 8 : 4;
+  // Bytes of a compute element (parameters, activations) and of a master element (master
+  // weights, gradients, AdamW state): mixed precision keeps bf16 compute copies of fp32 masters.
+  const bool mixed = m.dtype() == "bfloat16";
+  const int64_t s = m.dtype() == "float64" ? 8 : mixed ? 2 : 4;
+  const int64_t ms = mixed ? 4 : s;
   const bool sgt = c.schedule().self_guided().enabled();
   const ModelCounts counts = CountParameters(m, /*include_guides=*/sgt);
   p.parameters = counts.params;
   p.guide_parameters = counts.guide_params;
-  p.param_bytes = counts.params * s;
-  p.grad_bytes = counts.params * s;
-  if (p.zero_stage == 1) p.grad_bytes += counts.params * s / world_size;
-  p.optimizer_bytes = 2 * counts.params * s / (p.zero_stage == 1 ? world_size : 1);
+  p.param_bytes = counts.params * s + (mixed ? counts.params * ms : 0);
+  p.grad_bytes = counts.params * ms;
+  if (p.zero_stage == 1) p.grad_bytes += counts.params * ms / world_size;
+  p.optimizer_bytes = 2 * counts.params * ms / (p.zero_stage == 1 ? world_size : 1);
 
   const int64_t n = int64_t{c.train().micro_batch_size()} * c.train().seq_len();
   const int64_t d = m.d_model();
@@ -72,8 +76,15 @@ absl::StatusOr<MemoryPlan> PlanMemory(const RunConfig& config_in, int world_size
         m.ffn().type() != "dense" && !(layer == 0 && m.ffn().first_layer_dense());
     per_token += 4 * d + attn + heads /* log-sum-exp */ + FfnActivationWidth(m, structured);
   }
-  per_token += 2 * d + 3 * m.vocab_size();
-  p.activation_bytes = n * per_token * s;
+  // The loss runs in float32: the logits are widened, and the log-softmax output and its
+  // gradients are float32 whatever the compute dtype.
+  p.activation_bytes = n * per_token * s + n * 2 * d * s + n * 3 * m.vocab_size() * ms;
+  if (mixed) {
+    // The CPU bf16 bias+GELU backward widens gradient, input and result to float32 for one
+    // layer at a time (kernels/bias_gelu.cc), on top of everything saved.
+    const int64_t hidden = m.ffn().hidden_dim() > 0 ? m.ffn().hidden_dim() : 4 * d;
+    p.activation_bytes += 3 * n * hidden * 4;
+  }
   p.runtime_bytes = runtime_bytes;
   return p;
 }
@@ -86,7 +97,7 @@ std::string MemoryPlan::ToTable() const {
   auto row = [&](const char* what, int64_t bytes, const char* note) {
     absl::StrAppendFormat(&out, "  %-24s %12s  %s\n", what, Human(bytes), note);
   };
-  row("parameters", param_bytes, "");
+  row("parameters", param_bytes, dtype == "bfloat16" ? "bf16 compute copies + fp32 master" : "");
   row("gradients", grad_bytes, zero_stage == 1 ? "flat buffer + reduce-scatter shard" : "flat buffer");
   row("optimizer (AdamW m, v)", optimizer_bytes, zero_stage == 1 ? "this rank's 1/N shard" : "");
   row("activations", activation_bytes, "one micro-batch, saved for backward + head temporaries");

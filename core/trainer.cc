@@ -151,6 +151,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
   dpo.beta2 = c.optimizer().beta2();
   dpo.eps = c.optimizer().eps();
   dpo.weight_decay = c.optimizer().weight_decay();
+  if (c.model().dtype() == "bfloat16") dpo.compute_dtype = at::kBFloat16;
   LOOM_ASSIGN_OR_RETURN(st->dp, parallel::DataParallel::Create(
                                     comm, {{"model", model_params}, {"guides", guide_params}},
                                     dpo));

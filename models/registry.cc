@@ -7,9 +7,11 @@
 
 namespace loom::models {
 
+// "bfloat16" is mixed precision: the model is built (and initialised) in float32, the master
+// precision; the trainer's DataParallel keeps those values as fp32 master weights and turns the
+// parameters into bf16 compute copies.
 at::ScalarType DtypeFromName(const std::string& name) {
   if (name == "float64") return at::kDouble;
-  if (name == "bfloat16") return at::kBFloat16;
   return at::kFloat;
 }
 

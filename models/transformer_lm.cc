@@ -58,6 +58,8 @@ at::Tensor TransformerLm::Logits(const at::Tensor& tokens) {
 
 at::Tensor TransformerLm::Loss(const at::Tensor& tokens, const at::Tensor& targets) {
   at::Tensor logits = Logits(tokens);
+  // The softmax and the loss in float32 at least (bf16 logits would round the log-probabilities).
+  if (logits.scalar_type() != at::kDouble) logits = logits.to(at::kFloat);
   return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
 }
 

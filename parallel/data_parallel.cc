@@ -28,6 +28,7 @@ struct DataParallel::Bucket {
 struct DataParallel::Group {
   std::string name;
   std::vector<at::Tensor> params;
+  std::vector<at::Tensor> master_views;  // mixed precision: each param's view of flat_param
   at::Tensor flat_param;
   at::Tensor flat_grad;
   std::vector<std::unique_ptr<Bucket>> buckets;
@@ -37,10 +38,19 @@ struct DataParallel::Group {
 namespace {
 
 struct ReadyHook : torch::autograd::PostAccumulateGradHook {
-  ReadyHook(DataParallel* dp, DataParallel::Bucket* bucket) : dp(dp), bucket(bucket) {}
-  void operator()(const torch::autograd::Variable&) override { dp->OnGradReady(bucket); }
+  ReadyHook(DataParallel* dp, DataParallel::Bucket* bucket, at::Tensor main_grad)
+      : dp(dp), bucket(bucket), main_grad(std::move(main_grad)) {}
+  void operator()(const torch::autograd::Variable& p) override {
+    if (main_grad.defined()) {  // mixed precision: fold the bf16 gradient into float32, free it
+      at::Tensor& g = const_cast<torch::autograd::Variable&>(p).mutable_grad();
+      main_grad.add_(g);
+      g = at::Tensor();
+    }
+    dp->OnGradReady(bucket);
+  }
   DataParallel* dp;
   DataParallel::Bucket* bucket;
+  at::Tensor main_grad;  // defined only under mixed precision
 };
 
 }  // namespace
@@ -56,6 +66,10 @@ DataParallel::~DataParallel() {
 
 absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
     Communicator* comm, std::vector<ParamGroupSpec> specs, const Options& options) {
+  const bool mixed = options.compute_dtype == at::kBFloat16;
+  if (options.compute_dtype != at::ScalarType::Undefined && !mixed) {
+    return absl::InvalidArgumentError("compute_dtype: only bfloat16 (mixed precision) is supported");
+  }
   if (options.zero_stage != 0 && options.zero_stage != 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("zero_stage ", options.zero_stage, " is not supported (0 or 1)"));
@@ -70,6 +84,11 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
     g->params = spec.params;
     const at::TensorOptions topt = spec.params.front().options();
     for (const at::Tensor& p : spec.params) {
+      if (mixed && p.scalar_type() != at::kFloat) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "mixed precision needs float32 parameters (the master weights), got ",
+            c10::toString(p.scalar_type())));
+      }
       if (!p.requires_grad() || p.scalar_type() != topt.dtype().toScalarType() ||
           p.device() != topt.device()) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -107,14 +126,22 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
     close();
     g->flat_param = at::zeros({offset}, topt.requires_grad(false));
     g->flat_grad = at::zeros({offset}, topt.requires_grad(false));
+    g->master_views.resize(g->params.size());
     for (const Slot& s : slots) {
       at::Tensor& p = g->params[s.param];
       at::Tensor pv = g->flat_param.narrow(0, s.offset, p.numel()).view(p.sizes());
+      at::Tensor gv = g->flat_grad.narrow(0, s.offset, p.numel()).view(p.sizes());
       pv.copy_(p.detach());
-      p.set_data(pv);
-      p.mutable_grad() = g->flat_grad.narrow(0, s.offset, p.numel()).view(p.sizes());
+      if (mixed) {
+        g->master_views[s.param] = pv;
+        p.set_data(pv.to(at::kBFloat16));  // the compute copy
+        p.mutable_grad() = at::Tensor();
+      } else {
+        p.set_data(pv);
+        p.mutable_grad() = gv;
+      }
       torch::autograd::impl::set_post_acc_grad_hooks(
-          p, std::make_unique<ReadyHook>(dp.get(), s.bucket));
+          p, std::make_unique<ReadyHook>(dp.get(), s.bucket, mixed ? gv : at::Tensor()));
     }
     for (auto& b : g->buckets) {
       b->grad = g->flat_grad.narrow(0, b->offset, b->numel);
@@ -166,11 +193,25 @@ absl::Status DataParallel::BroadcastParameters() {
   for (auto& w : works) {
     if (absl::Status s = w->Wait(); !s.ok()) return s;
   }
+  RefreshComputeCopies();
   return absl::OkStatus();
 }
 
+void DataParallel::RefreshComputeCopies() {
+  if (!mixed()) return;
+  at::NoGradGuard no_grad;
+  for (auto& g : groups_) {
+    for (size_t i = 0; i < g->params.size(); ++i) g->params[i].detach().copy_(g->master_views[i]);
+  }
+}
+
 void DataParallel::ZeroGrad() {
-  for (auto& g : groups_) g->flat_grad.zero_();
+  for (auto& g : groups_) {
+    g->flat_grad.zero_();
+    if (mixed()) {
+      for (auto& p : g->params) p.mutable_grad() = at::Tensor();
+    }
+  }
 }
 
 void DataParallel::SetLastMicroBatch(bool last) { last_micro_ = last; }
@@ -250,12 +291,14 @@ absl::Status DataParallel::Step(double lr) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   }
   optimizer_->step();
-  if (options_.zero_stage != 1 || comm_->world_size() == 1) return absl::OkStatus();
-  std::vector<std::unique_ptr<Work>> works;
-  for (Bucket* b : order_) works.push_back(comm_->AllGatherInPlace(b->param));
-  for (auto& w : works) {
-    if (absl::Status s = w->Wait(); !s.ok()) return s;
+  if (options_.zero_stage == 1 && comm_->world_size() > 1) {
+    std::vector<std::unique_ptr<Work>> works;
+    for (Bucket* b : order_) works.push_back(comm_->AllGatherInPlace(b->param));
+    for (auto& w : works) {
+      if (absl::Status s = w->Wait(); !s.ok()) return s;
+    }
   }
+  RefreshComputeCopies();
   return absl::OkStatus();
 }
 

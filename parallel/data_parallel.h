@@ -27,6 +27,9 @@
 // the update every bucket is all-gathered in place. Grad-norm: squares summed over the owned
 // slices, then all-reduced.
 //
+// Mixed precision (Options::compute_dtype = bf16): see Options. Reductions then run on the float32
+// buffers, which MPI can sum (it has no bf16).
+//
 // Groups exist so that self-guided training can drop its dense guides (DropGroup) and free their
 // buffers and optimizer state after the guided phase.
 #ifndef LOOM_PARALLEL_DATA_PARALLEL_H_
@@ -64,6 +67,12 @@ class DataParallel {
     int64_t bucket_bytes = int64_t{16} << 20;
     bool overlap = true;  // false: every collective starts in FinishGradientSync
     double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+    // kBFloat16 with float32 parameters: mixed precision. The float32 values become the master
+    // weights (the flat buffer); the parameters become bf16 compute copies, refreshed after
+    // every step. Each backward's bf16 gradient is added into a float32 flat gradient buffer
+    // (by the hook) and released, so accumulation, reduction, clipping and AdamW are float32.
+    // Undefined: compute in the parameters' own dtype (float32 or float64).
+    at::ScalarType compute_dtype = at::ScalarType::Undefined;
   };
 
   static absl::StatusOr<std::unique_ptr<DataParallel>> Create(Communicator* comm,
@@ -103,6 +112,8 @@ class DataParallel {
   void LaunchReadyBuckets();
   void Launch(Bucket& b);
   std::vector<at::Tensor> OwnedGradients();  // what the optimizer and the norm see
+  void RefreshComputeCopies();               // mixed precision: params := bf16(master)
+  bool mixed() const { return options_.compute_dtype == at::kBFloat16; }
 
   Communicator* comm_;
   Options options_;

@@ -8,6 +8,9 @@
 #    summation order differs; float32 rounding is 6e-8 per op), weights to 1e-3 of each tensor's
 #    largest entry: AdamW divides by sqrt(v), so a parameter whose gradient is near zero (a fresh
 #    bias) takes a step of up to lr whose size depends on rounding, 6 steps x lr 3e-3;
+#  - bfloat16 mixed precision (bf16 compute, fp32 masters): 2 ranks with ZeRO-1 against 1 rank
+#    to 1e-2 in metrics and 2e-2 in weights (bf16 rounds at 4e-3), and its final val loss within
+#    2% of float32 training;
 #  - a rank killed mid-training ends the whole job, non-zero, within 60 s;
 #  - an error on one rank (bad world size) ends the job with that rank's message.
 set -euo pipefail
@@ -48,6 +51,8 @@ run r4z 4 "${f64[@]}" --set=train.micro_batch_size=1 --set=optimizer.zero_stage=
 run r1big 1 "${f64[@]}" --set=train.micro_batch_size=8
 run f1 1 --set=train.micro_batch_size=2
 run f2 2 --set=train.micro_batch_size=2
+run b1 1 --set=model.dtype=bfloat16 --set=train.micro_batch_size=2
+run b2 2 --set=model.dtype=bfloat16 --set=train.micro_batch_size=2 --set=optimizer.zero_stage=1
 grep -q "x 2 ranks (mpi, ZeRO-1)" "$WORK/r2z.log" || { cat "$WORK/r2z.log"; fail "banner does not show 2 ranks, ZeRO-1"; }
 
 python3 - "$WORK" <<'PY' || fail "runs differ"
@@ -89,6 +94,11 @@ compare("r2z", "r2", 1e-10)
 compare("r4z", "r1", 1e-10)
 compare("r1big", "r1", 1e-10)
 compare("f2", "f1", 1e-5, 1e-3)
+# bf16 compute, fp32 masters: 2 ranks (ZeRO-1) against 1 rank, and against float32 training.
+compare("b2", "b1", 1e-2, 2e-2)
+vb, vf = metrics("b1")[1][-1][1], metrics("f1")[1][-1][1]
+print(f"final val loss: bfloat16 {vb:.4f}, float32 {vf:.4f}")
+assert abs(vb - vf) / vf < 0.02, (vb, vf)
 PY
 
 # A rank killed mid-training ends the job.

@@ -3,7 +3,7 @@
 # plan's "tensors, peak" is compared with the "peak memory: tensors" that `train` measures
 # (core/tensor_memory.h) after 3 steps. Cases: dense float32; LowRank with self-guided guides
 # (reduce_flop off, so the guide runs); BlockShuffle + GQA + SwiGLU under ZeRO-1 on 2 ranks;
-# float64.
+# float64; bf16 mixed precision with ZeRO-1 on 2 ranks.
 set -euo pipefail
 RUNFILES="${TEST_SRCDIR:-$0.runfiles}/loom"
 source "$RUNFILES/tests/mpi_common.sh"
@@ -48,5 +48,6 @@ check lowrank_sgt 1 tiny_lowrank_sgt.textproto --set=model.ffn.rank=64 \
 check shuffle_gqa_zero1 2 tiny.textproto --set=model.ffn.type=blockshuffle --set=model.ffn.nblocks=4 \
   --set=model.mixer.num_kv_heads=2 --set=model.ffn.activation=swiglu --set=optimizer.zero_stage=1
 check float64 1 tiny.textproto --set=model.dtype=float64 --set=train.micro_batch_size=8
+check bfloat16_zero1 2 tiny.textproto --set=model.dtype=bfloat16 --set=optimizer.zero_stage=1
 grep -q "2 ranks, ZeRO-1" "$WORK/shuffle_gqa_zero1.plan" || fail "plan does not show the world size"
 echo PASS
