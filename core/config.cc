@@ -311,13 +311,12 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   LOOM_CHECK_CHOICE(c.parallel().backend(), "parallel.backend", "auto", "local", "mpi", "nccl");
   LOOM_CHECK_CHOICE(c.parallel().nccl_id_method(), "parallel.nccl_id_method", "mpi", "file");
   LOOM_CHECK_CHOICE(c.parallel().overlap(), "parallel.overlap", "auto", "on", "off");
+  LOOM_CHECK_CHOICE(c.optimizer().nonfinite_policy(), "optimizer.nonfinite_policy", "halt", "skip");
   LOOM_CHECK_FIELD(c.parallel().nccl_id_method() != "file" || !c.parallel().nccl_id_dir().empty(),
                    "parallel.nccl_id_dir",
                    "must name a directory every node shares when nccl_id_method is \"file\"");
   LOOM_CHECK_FIELD(c.checkpoint().every_steps() >= 0, "checkpoint.every_steps",
                    c.checkpoint().every_steps(), " must be >= 0");
-  LOOM_CHECK_FIELD(c.checkpoint().every_steps() == 0, "checkpoint.every_steps",
-                   "checkpointing is not implemented yet (checkpoint issue); leave it at 0");
   LOOM_CHECK_FIELD(c.checkpoint().keep_last() >= 1, "checkpoint.keep_last",
                    c.checkpoint().keep_last(), " must be >= 1");
   LOOM_CHECK_CHOICE(c.logging().progress(), "logging.progress", "auto", "tty", "plain", "none");

@@ -4,14 +4,21 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
+#include <cstring>
+#include <map>
 #include <cmath>
 #include <limits>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include <google/protobuf/util/message_differencer.h>
 #include "core/alpha_schedule.h"
+#include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/file_io.h"
 #include "core/flops.h"
@@ -45,7 +52,28 @@ struct Trainer::State {
   int64_t guided_steps = 0;  // optimizer steps with the guide (0: no self-guided training)
   int64_t total_steps = 0;   // max_steps, plus the repeated guided phase in fixedflop mode
   bool guides_dropped = false;
+  // Checkpoints: module-tree names of the DataParallel groups' parameters, index-aligned.
+  std::map<std::string, std::vector<std::string>> group_param_names;
+  int64_t start_step = 0;
+  double resume_interval_loss = 0;
+  int64_t resume_interval_steps = 0;
+  int64_t skipped_steps = 0;
+  std::string last_checkpoint;
 };
+
+namespace {
+std::atomic<bool> g_stop_requested{false};
+extern "C" void OnStopSignal(int) { g_stop_requested = true; }
+}  // namespace
+
+void InstallStopSignalHandlers() {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGUSR1, &sa, nullptr);
+}
 
 namespace {
 
@@ -93,13 +121,16 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
   }
   s->run_dir = run_dir;
   s->metrics_path = run_dir + "/metrics.jsonl";
+  // A run directory with a complete checkpoint resumes; one with metrics but no checkpoint
+  // cannot (nothing to continue from) and is refused rather than overwritten.
+  LOOM_ASSIGN_OR_RETURN(std::optional<std::string> resume_dir, FindLatestCheckpoint(run_dir));
+  if (!resume_dir && FileExists(s->metrics_path)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        run_dir, " already holds a run (metrics.jsonl) but no complete checkpoint to resume "
+                 "from; choose another --run_dir or remove it"));
+  }
   if (rank == 0) {  // one writer per run directory
     LOOM_RETURN_IF_ERROR(MakeDirs(run_dir));
-    if (FileExists(s->metrics_path)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          run_dir, " already holds a run (metrics.jsonl exists) and resuming is not implemented "
-                   "yet; choose another --run_dir or remove it"));
-    }
     LOOM_RETURN_IF_ERROR(WriteFileAtomically(run_dir + "/config.textproto", RunConfigToText(c)));
   }
 
@@ -137,10 +168,12 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
   // Two parameter groups so that the guides can be dropped after their phase. Weight decay on
   // every parameter, as the reference (AdamW, one setting for all).
   std::vector<at::Tensor> model_params, guide_params;
-  for (const at::Tensor& p : st->model->parameters()) {
+  for (const auto& item : st->model->named_parameters()) {
+    const at::Tensor& p = item.value();
     bool is_guide = false;
     for (const auto& layer : st->guided_layers) is_guide |= p.is_same(layer->guide_linear);
     (is_guide ? guide_params : model_params).push_back(p);
+    st->group_param_names[is_guide ? "guides" : "model"].push_back(item.key());
   }
   parallel::DataParallel::Options dpo;
   dpo.zero_stage = c.optimizer().zero_stage();
@@ -156,6 +189,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
                                     comm, {{"model", model_params}, {"guides", guide_params}},
                                     dpo));
   LOOM_RETURN_IF_ERROR(st->dp->BroadcastParameters());
+  if (resume_dir) LOOM_RETURN_IF_ERROR(trainer->ResumeFromCheckpoint(*resume_dir));
   if (rank == 0) st->peak_flops = MeasureCpuMatmulPeak(threads);
   return trainer;
 }
@@ -225,6 +259,220 @@ absl::Status WriteFinalWeights(const Trainer::State& s) {
 }
 }  // namespace
 
+namespace {
+
+// The config with what may change between a run and its resumption cleared: parallel layout,
+// threads, logging, checkpoint cadence, evaluation cadence and shard paths (data moves between
+// clusters). Everything else (model, optimizer, schedule, batch, seed) must match.
+RunConfig ResumeFingerprint(RunConfig c) {
+  c.clear_parallel();
+  c.clear_logging();
+  c.clear_checkpoint();
+  c.mutable_optimizer()->clear_zero_stage();
+  c.mutable_optimizer()->clear_nonfinite_policy();
+  c.mutable_data()->clear_train_shards();
+  c.mutable_data()->clear_val_shards();
+  TrainConfig* t = c.mutable_train();
+  t->clear_num_threads();
+  t->clear_micro_batch_size();
+  t->clear_log_every();
+  t->clear_eval_every();
+  t->clear_eval_batches();
+  t->clear_eval_batch_size();
+  return c;
+}
+
+SafetensorsTensor BytesTensor(const std::string& name, const std::string& bytes) {
+  SafetensorsTensor t;
+  t.name = name;
+  t.dtype = "U8";
+  t.shape = {static_cast<int64_t>(bytes.size())};
+  t.data = bytes;
+  return t;
+}
+
+SafetensorsTensor Int64Tensor(const std::string& name, const std::vector<int64_t>& v) {
+  SafetensorsTensor t;
+  t.name = name;
+  t.dtype = "I64";
+  t.shape = {static_cast<int64_t>(v.size())};
+  t.data.assign(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int64_t));
+  return t;
+}
+
+std::vector<int64_t> Int64Values(const SafetensorsTensor& t) {
+  std::vector<int64_t> v(t.data.size() / sizeof(int64_t));
+  std::memcpy(v.data(), t.data.data(), v.size() * sizeof(int64_t));
+  return v;
+}
+
+}  // namespace
+
+absl::Status Trainer::SaveCheckpoint(int64_t steps_done, double interval_loss,
+                                     int64_t interval_steps) {
+  State& s = *state_;
+  const RunConfig& c = s.config;
+  const int rank = s.comm->rank();
+  const std::string dir = s.run_dir + "/checkpoints/" + CheckpointDirName(steps_done);
+  LOOM_ASSIGN_OR_RETURN(std::vector<parallel::GroupTrainingState> groups,
+                        s.dp->GatherTrainingState());
+  // This rank's own state.
+  std::vector<SafetensorsTensor> own;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    at::Tensor st = gen.get_state();
+    own.push_back(BytesTensor("torch_cpu_generator",
+                              std::string(static_cast<const char*>(st.data_ptr()), st.nbytes())));
+  }
+  for (size_t i = 0; i < s.guided_layers.size(); ++i) {
+    own.push_back(BytesTensor(absl::StrCat("self_guided/", i, "/rng"),
+                              s.guided_layers[i]->RngState()));
+    own.push_back(Int64Tensor(absl::StrCat("self_guided/", i, "/skips_uses"),
+                              {s.guided_layers[i]->guide_skips(), s.guided_layers[i]->guide_uses()}));
+  }
+  own.push_back(Int64Tensor("data/step", {steps_done}));
+  own.push_back(Int64Tensor("logging/interval_steps", {interval_steps}));
+  own.push_back(TensorToSafetensors("logging/interval_loss",
+                                    at::full({1}, interval_loss, at::kDouble)));
+  own.push_back(Int64Tensor("skipped_steps", {s.skipped_steps}));
+  LOOM_RETURN_IF_ERROR(WriteCheckpointFile(dir, RankFileName(rank), own,
+                                           {{"format", "loom-checkpoint-rank"}}));
+  LOOM_RETURN_IF_ERROR(s.comm->Barrier());  // every rank file is on disk
+  if (rank == 0) {
+    std::vector<SafetensorsTensor> model, optimizer;
+    for (const auto& g : groups) {
+      const std::vector<std::string>& names = s.group_param_names[g.name];
+      for (size_t i = 0; i < g.master.size(); ++i) {
+        model.push_back(TensorToSafetensors(names[i], g.master[i]));
+        if (g.adam_step > 0) {
+          optimizer.push_back(TensorToSafetensors("exp_avg/" + names[i], g.exp_avg[i]));
+          optimizer.push_back(TensorToSafetensors("exp_avg_sq/" + names[i], g.exp_avg_sq[i]));
+        }
+      }
+      optimizer.push_back(Int64Tensor("step/" + g.name, {g.adam_step}));
+    }
+    const std::map<std::string, std::string> meta = {{"format", "loom-checkpoint"},
+                                                     {"step", absl::StrCat(steps_done)}};
+    LOOM_RETURN_IF_ERROR(WriteCheckpointFile(dir, "model.safetensors", model, meta));
+    LOOM_RETURN_IF_ERROR(WriteCheckpointFile(dir, "optimizer.safetensors", optimizer, meta));
+    CheckpointManifest manifest;
+    *manifest.mutable_config() = c;
+    manifest.set_step(steps_done);
+    manifest.set_tokens(steps_done * int64_t{c.train().global_batch_size()} * c.train().seq_len());
+    manifest.set_world_size(s.comm->world_size());
+    manifest.set_zero_stage(c.optimizer().zero_stage());
+    manifest.set_train_flops(CumulativeTrainingFlops(c, steps_done));
+    manifest.set_parameters(s.model->NumParameters());
+    LOOM_RETURN_IF_ERROR(FinalizeCheckpoint(dir, manifest));
+    LOOM_RETURN_IF_ERROR(PruneCheckpoints(s.run_dir, c.checkpoint().keep_last()));
+  }
+  s.last_checkpoint = dir;
+  return s.comm->Barrier();  // nobody goes on (or exits) before DONE
+}
+
+absl::Status Trainer::ResumeFromCheckpoint(const std::string& dir) {
+  State& s = *state_;
+  const RunConfig& c = s.config;
+  LOOM_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, ReadCheckpoint(dir));
+  {
+    std::string diff;
+    google::protobuf::util::MessageDifferencer differ;
+    differ.ReportDifferencesToString(&diff);
+    const RunConfig a = ResumeFingerprint(ckpt.manifest.config());
+    const RunConfig b = ResumeFingerprint(c);
+    if (!differ.Compare(a, b)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot resume ", dir, ": the config differs from the checkpoint's in fields that "
+          "change the training (only parallel.*, logging.*, checkpoint.*, shard paths, threads, "
+          "micro-batch and eval cadence may change):\n", diff));
+    }
+  }
+  const int64_t step = ckpt.manifest.step();
+  // Self-guided state as of `step` (guides dropped if the guided phase had ended).
+  if (step > 0) AdvanceSelfGuided(step - 1);
+  std::vector<parallel::GroupTrainingState> groups;
+  for (const std::string& name : s.dp->group_names()) {
+    parallel::GroupTrainingState g;
+    g.name = name;
+    const SafetensorsTensor* st = ckpt.Find("optimizer.safetensors", "step/" + name);
+    if (st == nullptr) {
+      return absl::DataLossError(absl::StrCat(dir, "/optimizer.safetensors: no step/", name));
+    }
+    g.adam_step = Int64Values(*st).at(0);
+    for (const std::string& pname : s.group_param_names[name]) {
+      const SafetensorsTensor* w = ckpt.Find("model.safetensors", pname);
+      if (w == nullptr) {
+        return absl::DataLossError(absl::StrCat(dir, "/model.safetensors: no tensor ", pname));
+      }
+      LOOM_ASSIGN_OR_RETURN(at::Tensor wt, SafetensorsToTensor(*w));
+      g.master.push_back(wt);
+      at::Tensor m, v;
+      if (g.adam_step > 0) {
+        const SafetensorsTensor* mt = ckpt.Find("optimizer.safetensors", "exp_avg/" + pname);
+        const SafetensorsTensor* vt = ckpt.Find("optimizer.safetensors", "exp_avg_sq/" + pname);
+        if (mt == nullptr || vt == nullptr) {
+          return absl::DataLossError(absl::StrCat(dir, "/optimizer.safetensors: no AdamW state for ",
+                                                  pname));
+        }
+        LOOM_ASSIGN_OR_RETURN(m, SafetensorsToTensor(*mt));
+        LOOM_ASSIGN_OR_RETURN(v, SafetensorsToTensor(*vt));
+      }
+      g.exp_avg.push_back(m);
+      g.exp_avg_sq.push_back(v);
+    }
+    groups.push_back(std::move(g));
+  }
+  LOOM_RETURN_IF_ERROR(s.dp->LoadTrainingState(groups));
+  // This rank's file; a rank that did not exist in the old world takes rank 0's (the states
+  // are identical across ranks: same seeds, same draws).
+  std::string own = RankFileName(s.comm->rank());
+  if (ckpt.files.count(own) == 0) own = RankFileName(0);
+  const SafetensorsFile& rf = ckpt.files.at(own);
+  if (const SafetensorsTensor* g = rf.Find("torch_cpu_generator")) {
+    at::Tensor st = at::empty({static_cast<int64_t>(g->data.size())}, at::kByte);
+    std::memcpy(st.data_ptr(), g->data.data(), g->data.size());
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(st);
+  }
+  for (size_t i = 0; i < s.guided_layers.size(); ++i) {
+    const SafetensorsTensor* r = rf.Find(absl::StrCat("self_guided/", i, "/rng"));
+    const SafetensorsTensor* n = rf.Find(absl::StrCat("self_guided/", i, "/skips_uses"));
+    if (r == nullptr || n == nullptr || !s.guided_layers[i]->SetRngState(r->data)) {
+      return absl::DataLossError(absl::StrCat(dir, "/", own, ": self-guided state of layer ", i,
+                                              " is missing or invalid"));
+    }
+    const std::vector<int64_t> su = Int64Values(*n);
+    s.guided_layers[i]->SetGuideCounters(su.at(0), su.at(1));
+  }
+  if (const SafetensorsTensor* t = rf.Find("logging/interval_steps")) {
+    s.resume_interval_steps = Int64Values(*t).at(0);
+  }
+  if (const SafetensorsTensor* t = rf.Find("logging/interval_loss")) {
+    LOOM_ASSIGN_OR_RETURN(at::Tensor l, SafetensorsToTensor(*t));
+    s.resume_interval_loss = l.item<double>();
+  }
+  if (const SafetensorsTensor* t = rf.Find("skipped_steps")) s.skipped_steps = Int64Values(*t).at(0);
+  s.start_step = step;
+  s.last_checkpoint = dir;
+  // metrics.jsonl: records after the checkpoint came from the lost part of the run.
+  if (s.comm->rank() == 0 && FileExists(s.metrics_path)) {
+    LOOM_ASSIGN_OR_RETURN(std::string text, ReadFileToString(s.metrics_path));
+    std::string kept;
+    for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+      absl::StatusOr<Json> rec = Json::Parse(line);
+      const Json* rec_step = rec.ok() ? rec->Find("step") : nullptr;
+      if (rec_step != nullptr && rec_step->as_int64() > step) {
+        continue;
+      }
+      absl::StrAppend(&kept, line, "\n");
+    }
+    LOOM_RETURN_IF_ERROR(WriteFileAtomically(s.metrics_path, kept));
+  }
+  return s.comm->Barrier();
+}
+
 absl::StatusOr<TrainResult> Trainer::Run() {
   State& s = *state_;
   const RunConfig& c = s.config;
@@ -286,15 +534,20 @@ absl::StatusOr<TrainResult> Trainer::Run() {
 
   const auto run_start = std::chrono::steady_clock::now();
   double train_seconds = 0;
-  if (s.val_loader) {
+  if (s.start_step > 0) {
+    result.resumed_from = s.start_step;
+    progress.Line(absl::StrFormat("resumed from %s (step %d of %d)", s.last_checkpoint,
+                                  s.start_step, total_steps));
+  } else if (s.val_loader) {
     LOOM_ASSIGN_OR_RETURN(result.initial_val_loss, evaluate());
     LOOM_RETURN_IF_ERROR(log_eval(0, result.initial_val_loss));
   }
 
   const int64_t accum = s.train_loader->micro_batches_per_step();
-  double interval_loss = 0;
-  int64_t interval_steps = 0;
+  double interval_loss = s.resume_interval_loss;
+  int64_t interval_steps = s.resume_interval_steps;
   double interval_seconds = 0;
+  const int64_t every = c.checkpoint().every_steps();
   if (s.guided_steps > 0) {
     progress.Line(absl::StrFormat(
         "self-guided: %d structured layers, guide for %d steps (%s, %s%s)%s",
@@ -306,7 +559,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
                               total_steps - 1)
             : ""));
   }
-  for (int64_t step = 0; step < total_steps; ++step) {
+  for (int64_t step = s.start_step; step < total_steps; ++step) {
     const auto step_start = std::chrono::steady_clock::now();
     const double lr = schedule.At(step);
     s.dp->ZeroGrad();
@@ -327,14 +580,27 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       step_loss /= world;
     }
     LOOM_ASSIGN_OR_RETURN(const double grad_norm, s.dp->ClipGradNorm(c.optimizer().grad_clip()));
-    if (!std::isfinite(step_loss) || !std::isfinite(grad_norm)) {
+    const bool finite = std::isfinite(step_loss) && std::isfinite(grad_norm);
+    if (!finite && c.optimizer().nonfinite_policy() == "halt") {
       progress.Finish();
+      std::string culprit = "no single gradient (the loss itself)";
+      if (auto bad = s.dp->FirstNonFiniteGradient()) {
+        culprit = "gradient of " + s.group_param_names[bad->first][bad->second];
+      }
       return absl::InternalError(absl::StrFormat(
-          "non-finite %s at step %d (loss %g, grad_norm %g); stopping before the optimizer "
-          "step. Lower optimizer.lr or check the data.",
-          std::isfinite(step_loss) ? "gradient norm" : "loss", step, step_loss, grad_norm));
+          "non-finite %s at step %d (loss %g, grad_norm %g); first non-finite: %s. Stopped "
+          "before the optimizer step, no checkpoint written; last good checkpoint: %s. Lower "
+          "optimizer.lr, check the data, or set optimizer.nonfinite_policy=skip.",
+          std::isfinite(step_loss) ? "gradient norm" : "loss", step, step_loss, grad_norm,
+          culprit, s.last_checkpoint.empty() ? "none" : s.last_checkpoint));
     }
-    LOOM_RETURN_IF_ERROR(s.dp->Step(lr));
+    if (finite) {
+      LOOM_RETURN_IF_ERROR(s.dp->Step(lr));
+    } else {
+      ++s.skipped_steps;  // policy "skip": no update from this step
+      progress.Line(absl::StrFormat("step %d: non-finite loss or gradient norm, update skipped "
+                                    "(%d so far)", step, s.skipped_steps));
+    }
     const double step_alpha = s.guided_layers.empty() || s.guides_dropped
                                   ? 0.0
                                   : s.guided_layers.front()->alpha();
@@ -368,9 +634,11 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       // Cumulative training FLOPs, self-guided steps weighted as the accounting does.
       const double flops_done = CumulativeTrainingFlops(c, done);
       rec["flops"] = flops_done;
-      rec["mfu"] = s.peak_flops > 0 ? (flops_done - CumulativeTrainingFlops(c, done - interval_steps)) /
-                                          interval_seconds / s.peak_flops
-                                    : 0.0;
+      rec["mfu"] = s.peak_flops > 0 && interval_seconds > 0
+                       ? (flops_done - CumulativeTrainingFlops(c, done - interval_steps)) /
+                             interval_seconds / s.peak_flops
+                       : 0.0;
+      if (s.skipped_steps > 0) rec["skipped_steps"] = s.skipped_steps;
       LOOM_RETURN_IF_ERROR(AppendLine(s.metrics_path, rec.Dump()));
       result.final_train_loss = mean_loss;
       interval_loss = 0;
@@ -389,12 +657,45 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       result.final_val_loss = v;
       LOOM_RETURN_IF_ERROR(log_eval(done, v));
     }
+    // A stop request on any rank stops every rank at the same step.
+    bool stop = g_stop_requested.load();
+    if (world > 1) {
+      LOOM_ASSIGN_OR_RETURN(const double any, parallel::AllReduceScalar(*s.comm, stop ? 1.0 : 0.0,
+                                                                       parallel::ReduceOp::kMax));
+      stop = any > 0;
+    }
+    if ((every > 0 && (done % every == 0 || last)) || (stop && !last)) {
+      LOOM_RETURN_IF_ERROR(SaveCheckpoint(done, interval_loss, interval_steps));
+      progress.Line(absl::StrFormat("checkpoint: %s", s.last_checkpoint));
+    }
+    if (stop && !last) {
+      progress.Line(absl::StrFormat("stop signal: checkpointed at step %d, exiting; the same "
+                                    "command resumes from it", done));
+      result.stopped_by_signal = true;
+      result.steps = done;
+      break;
+    }
   }
   progress.Finish();
+  result.skipped_steps = s.skipped_steps;
+  result.last_checkpoint = s.last_checkpoint;
+  if (result.stopped_by_signal) {
+    result.tokens = result.steps * tokens_per_step;
+    result.tokens_per_s = train_seconds > 0 ? static_cast<double>((result.steps - s.start_step) *
+                                                                  tokens_per_step) / train_seconds
+                                            : 0;
+    result.total_flops = CumulativeTrainingFlops(c, result.steps);
+    result.wall_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    return result;
+  }
   if (rank == 0) LOOM_RETURN_IF_ERROR(WriteFinalWeights(s));
   result.steps = total_steps;
   result.tokens = total_steps * tokens_per_step;
-  result.tokens_per_s = static_cast<double>(result.tokens) / train_seconds;
+  result.tokens_per_s =
+      train_seconds > 0
+          ? static_cast<double>((total_steps - s.start_step) * tokens_per_step) / train_seconds
+          : 0;
   result.total_flops = ComputeRunFlops(c).train_flops;
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();

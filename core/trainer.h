@@ -16,7 +16,12 @@
 // `metrics.jsonl`: one JSON object per log step with step, tokens, loss, lr, grad_norm, alpha
 // (null for models without self-guided layers), tokens_per_s, flops (cumulative training FLOPs),
 // mfu; evaluation records carry val_loss and val_ppl. At the end, `model.safetensors` holds the
-// final weights (names as in the module tree) until checkpoints arrive.
+// final weights (names as in the module tree).
+//
+// Checkpoints (format: core/checkpoint.h) every checkpoint.every_steps, at the end, and on
+// SIGTERM/SIGUSR1. Create() resumes from the newest complete checkpoint in run_dir: weights,
+// AdamW state (re-sharded for any world size / ZeRO stage), generators, self-guided state and
+// the data position, so the resumed run continues bit for bit.
 #ifndef LOOM_CORE_TRAINER_H_
 #define LOOM_CORE_TRAINER_H_
 
@@ -41,7 +46,15 @@ struct TrainResult {
   double wall_seconds = 0;
   double total_flops = 0;
   int64_t num_parameters = 0;
+  int64_t resumed_from = -1;      // checkpoint step the run resumed from (-1: fresh start)
+  bool stopped_by_signal = false; // SIGTERM/SIGUSR1: checkpointed and stopped early
+  int64_t skipped_steps = 0;      // non-finite steps skipped (optimizer.nonfinite_policy=skip)
+  std::string last_checkpoint;    // newest checkpoint written or resumed from
 };
+
+// Makes SIGTERM and SIGUSR1 request a checkpoint-and-stop at the end of the current step
+// (what schedulers send before preemption). Idempotent.
+void InstallStopSignalHandlers();
 
 class Trainer {
  public:
@@ -58,6 +71,8 @@ class Trainer {
   explicit Trainer(std::unique_ptr<State> state);
   void SetupSelfGuided();
   void AdvanceSelfGuided(int64_t step);
+  absl::Status SaveCheckpoint(int64_t steps_done, double interval_loss, int64_t interval_steps);
+  absl::Status ResumeFromCheckpoint(const std::string& dir);
   std::unique_ptr<State> state_;
 };
 

@@ -60,6 +60,7 @@ int Fail(const absl::Status& status) {
 int main(int argc, char** argv) {
   loom::ConfigureAllocatorForTraining();
   loom::InstallTensorMemoryCounter();
+  loom::InstallStopSignalHandlers();
   absl::SetProgramUsageMessage(
       "trains a model: train --config=FILE [--set=a.b.c=value]... [--run_dir=DIR]");
   absl::StatusOr<std::vector<std::string>> set_flags = loom::ExtractOverrideFlags(&argc, argv);
@@ -120,6 +121,12 @@ int main(int argc, char** argv) {
     if (!result.ok()) return fail_job(result.status());
     if ((*comm)->rank() != 0) return 0;
     const auto& r = *result;
+    if (r.resumed_from >= 0) std::printf("resumed from step %lld\n", static_cast<long long>(r.resumed_from));
+    if (r.stopped_by_signal) {
+      std::printf("stopped by signal after step %lld; checkpoint %s; run the same command to "
+                  "resume\n", static_cast<long long>(r.steps), r.last_checkpoint.c_str());
+      return 0;
+    }
     std::printf(
         "done: %lld steps, %lld tokens in %.1f s (%.0f tokens/s while training)\n"
         "  train loss %.4f -> %.4f (ppl %.1f)\n",

@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <sstream>
 #include <vector>
 
 
@@ -233,6 +234,21 @@ at::Tensor StructuredLinear::ForwardNoBias(const at::Tensor& x) {
   }
   ++guide_uses_;
   return at::linear(x, guide_linear) * a + StructuredForward(x) * (1.0 - a);
+}
+
+std::string StructuredLinear::RngState() const {
+  std::ostringstream out;
+  out << rng_;
+  return out.str();
+}
+
+bool StructuredLinear::SetRngState(const std::string& state) {
+  std::istringstream in(state);
+  std::mt19937_64 rng;
+  in >> rng;
+  if (in.fail()) return false;
+  rng_ = rng;
+  return true;
 }
 
 void StructuredLinear::EnableSelfGuided(const at::Tensor& guide_init, bool reduce_flop,

@@ -60,6 +60,13 @@ class StructuredLinear : public Projection {
   // Forward draws that skipped / used the dense branch (reduce_flop statistics).
   int64_t guide_skips() const { return guide_skips_; }
   int64_t guide_uses() const { return guide_uses_; }
+  // The reduce_flop generator and the counters, for checkpoints (exact resume).
+  std::string RngState() const;
+  bool SetRngState(const std::string& state);  // false: not a valid generator state
+  void SetGuideCounters(int64_t skips, int64_t uses) {
+    guide_skips_ = skips;
+    guide_uses_ = uses;
+  }
 
   // ---- pre-merge ----
   // Caches W_merged (no grad). In eval mode, calls with fewer than `threshold_tokens` rows use the

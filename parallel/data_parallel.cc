@@ -29,6 +29,8 @@ struct DataParallel::Group {
   std::string name;
   std::vector<at::Tensor> params;
   std::vector<at::Tensor> master_views;  // mixed precision: each param's view of flat_param
+  std::vector<int64_t> offsets;          // each param's offset in the flat buffers
+  std::vector<std::pair<int64_t, int64_t>> opt_ranges;  // each opt param's (offset, numel)
   at::Tensor flat_param;
   at::Tensor flat_grad;
   std::vector<std::unique_ptr<Bucket>> buckets;
@@ -127,7 +129,9 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
     g->flat_param = at::zeros({offset}, topt.requires_grad(false));
     g->flat_grad = at::zeros({offset}, topt.requires_grad(false));
     g->master_views.resize(g->params.size());
+    g->offsets.resize(g->params.size());
     for (const Slot& s : slots) {
+      g->offsets[s.param] = s.offset;
       at::Tensor& p = g->params[s.param];
       at::Tensor pv = g->flat_param.narrow(0, s.offset, p.numel()).view(p.sizes());
       at::Tensor gv = g->flat_grad.narrow(0, s.offset, p.numel()).view(p.sizes());
@@ -153,6 +157,7 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
         at::Tensor opt = b->shard_param;
         opt.mutable_grad() = b->shard_grad;
         g->opt_params.push_back(opt);
+        g->opt_ranges.push_back({b->offset + comm->rank() * shard, shard});
       }
       dp->order_.push_back(b.get());
     }
@@ -160,6 +165,7 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
       at::Tensor opt = g->flat_param.view({-1});
       opt.mutable_grad() = g->flat_grad;
       g->opt_params.push_back(opt);
+      g->opt_ranges.push_back({0, g->flat_param.numel()});
     }
     dp->groups_.push_back(std::move(g));
   }
@@ -321,6 +327,121 @@ absl::Status DataParallel::DropGroup(const std::string& name) {
   for (const at::Tensor& t : g.opt_params) optimizer_->state().erase(t.unsafeGetTensorImpl());
   groups_.erase(it);
   RebuildOptimizer();
+  return absl::OkStatus();
+}
+
+std::optional<std::pair<std::string, size_t>> DataParallel::FirstNonFiniteGradient() const {
+  for (const auto& g : groups_) {
+    for (size_t i = 0; i < g->params.size(); ++i) {
+      const at::Tensor slice = g->flat_grad.narrow(0, g->offsets[i], g->params[i].numel());
+      if (!at::isfinite(slice).all().item<bool>()) return std::make_pair(g->name, i);
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> DataParallel::group_names() const {
+  std::vector<std::string> out;
+  for (const auto& g : groups_) out.push_back(g->name);
+  return out;
+}
+
+absl::StatusOr<std::vector<GroupTrainingState>> DataParallel::GatherTrainingState() {
+  std::vector<GroupTrainingState> out;
+  at::NoGradGuard no_grad;
+  for (auto& g : groups_) {
+    GroupTrainingState st;
+    st.name = g->name;
+    // AdamW state of this rank's optimizer tensors, placed into full flat buffers.
+    const auto& state = optimizer_->state();
+    at::Tensor m, v;
+    for (size_t i = 0; i < g->opt_params.size(); ++i) {
+      auto it = state.find(g->opt_params[i].unsafeGetTensorImpl());
+      if (it == state.end()) continue;
+      auto& ps = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      if (!m.defined()) {
+        m = at::zeros_like(g->flat_param);
+        v = at::zeros_like(g->flat_param);
+      }
+      st.adam_step = ps.step();
+      const auto [off, n] = g->opt_ranges[i];
+      m.narrow(0, off, n).copy_(ps.exp_avg());
+      v.narrow(0, off, n).copy_(ps.exp_avg_sq());
+    }
+    // Under ZeRO-1 every rank holds 1/N of each bucket: all-gather (every rank has state, or
+    // none before the first step).
+    if (options_.zero_stage == 1 && comm_->world_size() > 1 && m.defined()) {
+      std::vector<std::unique_ptr<Work>> works;
+      for (auto& b : g->buckets) {
+        works.push_back(comm_->AllGatherInPlace(m.narrow(0, b->offset, b->numel)));
+        works.push_back(comm_->AllGatherInPlace(v.narrow(0, b->offset, b->numel)));
+      }
+      for (auto& w : works) {
+        if (absl::Status s = w->Wait(); !s.ok()) return s;
+      }
+    }
+    for (size_t i = 0; i < g->params.size(); ++i) {
+      const int64_t off = g->offsets[i], n = g->params[i].numel();
+      const auto shape = g->params[i].sizes();
+      st.master.push_back(g->flat_param.narrow(0, off, n).view(shape).clone());
+      st.exp_avg.push_back(m.defined() ? m.narrow(0, off, n).view(shape).clone() : at::Tensor());
+      st.exp_avg_sq.push_back(v.defined() ? v.narrow(0, off, n).view(shape).clone()
+                                          : at::Tensor());
+    }
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+absl::Status DataParallel::LoadTrainingState(const std::vector<GroupTrainingState>& state) {
+  at::NoGradGuard no_grad;
+  for (auto& g : groups_) {
+    auto it = std::find_if(state.begin(), state.end(),
+                           [&](const GroupTrainingState& s) { return s.name == g->name; });
+    if (it == state.end()) {
+      return absl::NotFoundError(absl::StrCat("no saved state for parameter group \"", g->name,
+                                              "\""));
+    }
+    const GroupTrainingState& st = *it;
+    if (st.master.size() != g->params.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "parameter group \"", g->name, "\": saved state has ", st.master.size(),
+          " tensors, the model has ", g->params.size()));
+    }
+    const bool have_adam = st.adam_step > 0;
+    at::Tensor m = have_adam ? at::zeros_like(g->flat_param) : at::Tensor();
+    at::Tensor v = have_adam ? at::zeros_like(g->flat_param) : at::Tensor();
+    for (size_t i = 0; i < g->params.size(); ++i) {
+      const int64_t off = g->offsets[i], n = g->params[i].numel();
+      if (st.master[i].numel() != n || (have_adam && (!st.exp_avg[i].defined() ||
+                                                      st.exp_avg[i].numel() != n ||
+                                                      st.exp_avg_sq[i].numel() != n))) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "parameter group \"", g->name, "\", tensor ", i, ": saved shape ",
+            c10::str(st.master[i].sizes()), " does not match the model's ",
+            c10::str(g->params[i].sizes())));
+      }
+      g->flat_param.narrow(0, off, n).copy_(st.master[i].reshape({-1}));
+      if (have_adam) {
+        m.narrow(0, off, n).copy_(st.exp_avg[i].reshape({-1}));
+        v.narrow(0, off, n).copy_(st.exp_avg_sq[i].reshape({-1}));
+      }
+    }
+    for (size_t i = 0; i < g->opt_params.size(); ++i) {
+      auto* key = g->opt_params[i].unsafeGetTensorImpl();
+      if (!have_adam) {
+        optimizer_->state().erase(key);
+        continue;
+      }
+      const auto [off, n] = g->opt_ranges[i];
+      auto ps = std::make_unique<torch::optim::AdamWParamState>();
+      ps->step(st.adam_step);
+      ps->exp_avg(m.narrow(0, off, n).clone());
+      ps->exp_avg_sq(v.narrow(0, off, n).clone());
+      optimizer_->state()[key] = std::move(ps);
+    }
+  }
+  RefreshComputeCopies();
   return absl::OkStatus();
 }
 

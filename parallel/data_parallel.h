@@ -39,6 +39,8 @@
 #include <torch/optim/adamw.h>
 
 #include <memory>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,16 @@
 #include "parallel/communicator.h"
 
 namespace loom::parallel {
+
+// The full (unsharded) training state of one group, index-aligned with the group's parameters:
+// what a checkpoint stores, independent of the world size and ZeRO stage.
+struct GroupTrainingState {
+  std::string name;
+  int64_t adam_step = 0;            // AdamW steps taken (0: no state yet)
+  std::vector<at::Tensor> master;   // parameter values in master precision
+  std::vector<at::Tensor> exp_avg;  // undefined while adam_step == 0
+  std::vector<at::Tensor> exp_avg_sq;
+};
 
 struct ParamGroupSpec {
   std::string name;
@@ -92,6 +104,16 @@ class DataParallel {
   absl::StatusOr<double> ClipGradNorm(double max_norm);
   // AdamW with learning rate `lr` (then the ZeRO-1 all-gather).
   absl::Status Step(double lr);
+  // The state of every group, gathered (a collective under ZeRO-1: every rank must call it).
+  absl::StatusOr<std::vector<GroupTrainingState>> GatherTrainingState();
+  // Sets parameters (masters and compute copies) and AdamW state from full tensors; each rank
+  // keeps its shard under ZeRO-1. Groups are matched by name; shapes must agree.
+  absl::Status LoadTrainingState(const std::vector<GroupTrainingState>& state);
+  std::vector<std::string> group_names() const;
+  // (group, parameter index) of the first parameter whose gradient in this rank's flat buffer
+  // has a NaN or Inf (after FinishGradientSync: the averaged gradient unless ZeRO-1), if any.
+  std::optional<std::pair<std::string, size_t>> FirstNonFiniteGradient() const;
+
   // Frees a group's buffers and optimizer state; its parameters keep their last values as
   // detached copies and get no more gradients.
   absl::Status DropGroup(const std::string& name);
