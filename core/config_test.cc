@@ -127,7 +127,15 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"model.vocab_size=70000", "model.vocab_size"},
                       BadValue{"data.train_shards=", "data.train_shards"},
                       BadValue{"data.tokenizer=sentencepiece", "data.tokenizer"},
-                      BadValue{"checkpoint.every_steps=100", "checkpoint.every_steps"},
+                      BadValue{"checkpoint.every_steps=-1", "checkpoint.every_steps"},
+                      BadValue{"checkpoint.keep_last=0", "checkpoint.keep_last"},
+                      BadValue{"optimizer.zero_stage=2", "optimizer.zero_stage"},
+                      BadValue{"optimizer.nonfinite_policy=ignore", "optimizer.nonfinite_policy"},
+                      BadValue{"parallel.backend=gloo", "parallel.backend"},
+                      BadValue{"parallel.overlap=maybe", "parallel.overlap"},
+                      BadValue{"parallel.bucket_mb=0", "parallel.bucket_mb"},
+                      BadValue{"parallel.nccl_id_method=file", "parallel.nccl_id_dir"},
+                      BadValue{"train.eval_batch_size=-2", "train.eval_batch_size"},
                       BadValue{"logging.progress=fancy", "logging.progress"}));
 
 absl::Status ValidateWith(std::vector<std::string> overrides) {
