@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/checkpoint_manifest.h"
 #include "core/crc32c.h"
 #include "core/file_io.h"
 #include "core/status_macros.h"
@@ -203,11 +204,13 @@ void CheckDir(const std::string& dir, std::vector<std::string>* problems,
     problems->push_back(absl::StrCat(dir, "/", kManifest, ": ", bytes.status().message()));
     return;
   }
-  CheckpointManifest manifest;
-  if (!manifest.ParseFromString(*bytes) || !manifest.has_step()) {
-    problems->push_back(absl::StrCat(dir, "/", kManifest, ": not a valid checkpoint manifest"));
+  absl::StatusOr<CheckpointManifest> parsed =
+      ParseCheckpointManifest(*bytes, absl::StrCat(dir, "/", kManifest));
+  if (!parsed.ok()) {
+    problems->push_back(std::string(parsed.status().message()));
     return;
   }
+  CheckpointManifest manifest = std::move(*parsed);
   if (manifest.format_version() != kCheckpointFormatVersion) {
     problems->push_back(absl::StrCat(dir, "/", kManifest, ": format version ",
                                      manifest.format_version(), ", this Loom reads ",

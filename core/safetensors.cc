@@ -136,8 +136,9 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
       }
       continue;
     }
+    const std::string& tensor_name = name;  // (clang 14 cannot capture structured bindings)
     auto bad = [&](absl::string_view what) {
-      return Invalid(source, absl::StrCat("tensor '", name, "': ", what));
+      return Invalid(source, absl::StrCat("tensor '", tensor_name, "': ", what));
     };
     if (!entry.is_object()) return bad("entry is not an object");
     const Json* dtype = entry.Find("dtype");

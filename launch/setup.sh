@@ -14,6 +14,7 @@ APT_PACKAGES=(
   openmpi-bin libopenmpi-dev
   libabsl-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
 )
 # Pinned: LibTorch comes from this wheel (CUDA 13 build; its CPU path is what tests run).
 PY_PACKAGES=(
