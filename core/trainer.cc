@@ -575,6 +575,11 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       step_loss += loss.item<double>() / static_cast<double>(accum);
     }
     LOOM_RETURN_IF_ERROR(s.dp->FinishGradientSync());
+    // Fault injection for tests: a NaN gradient in the step with this 0-based index.
+    if (const char* poison = std::getenv("LOOM_TEST_NAN_GRAD_AT_STEP");
+        poison != nullptr && std::atoll(poison) == step) {
+      s.dp->PoisonGradientForTest();
+    }
     if (world > 1) {
       LOOM_ASSIGN_OR_RETURN(step_loss, parallel::AllReduceScalar(*s.comm, step_loss));
       step_loss /= world;
@@ -588,10 +593,10 @@ absl::StatusOr<TrainResult> Trainer::Run() {
         culprit = "gradient of " + s.group_param_names[bad->first][bad->second];
       }
       return absl::InternalError(absl::StrFormat(
-          "non-finite %s at step %d (loss %g, grad_norm %g); first non-finite: %s. Stopped "
+          "non-finite %s in step %d (loss %g, grad_norm %g); first non-finite: %s. Stopped "
           "before the optimizer step, no checkpoint written; last good checkpoint: %s. Lower "
           "optimizer.lr, check the data, or set optimizer.nonfinite_policy=skip.",
-          std::isfinite(step_loss) ? "gradient norm" : "loss", step, step_loss, grad_norm,
+          std::isfinite(step_loss) ? "gradient norm" : "loss", step + 1, step_loss, grad_norm,
           culprit, s.last_checkpoint.empty() ? "none" : s.last_checkpoint));
     }
     if (finite) {
@@ -599,7 +604,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     } else {
       ++s.skipped_steps;  // policy "skip": no update from this step
       progress.Line(absl::StrFormat("step %d: non-finite loss or gradient norm, update skipped "
-                                    "(%d so far)", step, s.skipped_steps));
+                                    "(%d so far)", step + 1, s.skipped_steps));
     }
     const double step_alpha = s.guided_layers.empty() || s.guides_dropped
                                   ? 0.0

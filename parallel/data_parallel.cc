@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -338,6 +339,16 @@ std::optional<std::pair<std::string, size_t>> DataParallel::FirstNonFiniteGradie
     }
   }
   return std::nullopt;
+}
+
+void DataParallel::PoisonGradientForTest() {
+  if (groups_.empty()) return;
+  Group& g = *groups_.front();
+  // The first parameter in module order, wherever the layout put it.
+  g.flat_grad.narrow(0, g.offsets[0], 1).fill_(std::numeric_limits<double>::quiet_NaN());
+  if (options_.zero_stage == 1) {
+    for (auto& b : g.buckets) b->shard_grad.fill_(std::numeric_limits<double>::quiet_NaN());
+  }
 }
 
 std::vector<std::string> DataParallel::group_names() const {

@@ -110,6 +110,8 @@ class DataParallel {
   // keeps its shard under ZeRO-1. Groups are matched by name; shapes must agree.
   absl::Status LoadTrainingState(const std::vector<GroupTrainingState>& state);
   std::vector<std::string> group_names() const;
+  // Fault injection for tests: makes the synchronised gradient of the first parameter NaN.
+  void PoisonGradientForTest();
   // (group, parameter index) of the first parameter whose gradient in this rank's flat buffer
   // has a NaN or Inf (after FinishGradientSync: the averaged gradient unless ZeRO-1), if any.
   std::optional<std::pair<std::string, size_t>> FirstNonFiniteGradient() const;

@@ -4,7 +4,9 @@
 #     reduce_flop active across the kill) and restarted with the same command ends with the same
 #     per-step losses, grad norms, val losses and final weights, bit for bit, as an uninterrupted
 #     run - on 1 rank and on 2 MPI ranks;
-#  2. SIGTERM checkpoints and exits cleanly (exit 0); the same command finishes the run, bitwise;
+#  2. SIGTERM (1 rank) and SIGUSR1 to mpirun (2 ranks) checkpoint and exit cleanly (exit 0); the
+#     same command finishes the run, bitwise; a non-finite step halts with the step, the first
+#     non-finite gradient and the last good checkpoint named, or is skipped and counted;
 #  3. a crash between a checkpoint's files and its DONE leaves the previous checkpoint in use;
 #  4. resuming on another world size with ZeRO-1 (float64) matches the 1-rank run to 1e-10;
 #  5. a corrupt newest checkpoint and a changed config are refused with clear messages;
@@ -102,6 +104,28 @@ rc=0; wait $pid || rc=$?
 grep -q "stopped by signal" "$WORK/term.log" || { cat "$WORK/term.log"; fail "no stop message"; }
 train1 --run_dir="$WORK/term" >"$WORK/term2.log" 2>&1 || fail "resume after SIGTERM"
 same_run "$WORK/ref1" "$WORK/term"
+
+# 2b. 2 ranks: SIGUSR1 to mpirun (forwarded to the ranks; Slurm: sbatch --signal=USR1@120).
+loom_mpirun -np 2 "$TRAIN" "${common[@]}" --run_dir="$WORK/usr1" >"$WORK/usr1.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -q '"step":2,' "$WORK/usr1/metrics.jsonl" 2>/dev/null && break; sleep 0.05; done
+mp=$(pgrep -f "^mpirun .*run_dir=$WORK/usr1" | head -1)
+[[ -n "$mp" ]] || fail "mpirun process not found"
+kill -USR1 "$mp"
+rc=0; wait $pid || rc=$?
+[[ $rc == 0 ]] && grep -q "stopped by signal" "$WORK/usr1.log" || { cat "$WORK/usr1.log"; fail "2-rank SIGUSR1 (rc $rc)"; }
+train2 --run_dir="$WORK/usr1" >"$WORK/usr1b.log" 2>&1 || fail "resume after SIGUSR1"
+same_run "$WORK/ref2" "$WORK/usr1"
+
+# 2c. Non-finite: halt names the step, the tensor and the last checkpoint; "skip" counts.
+rc=0; out=$(LOOM_TEST_NAN_GRAD_AT_STEP=7 train1 --run_dir="$WORK/nan" 2>&1) || rc=$?
+[[ $rc != 0 ]] && grep -q "non-finite gradient norm in step 8 .*first non-finite: gradient of embedding.weight.*last good checkpoint: .*step_00000006" <<<"$out" \
+  || fail "non-finite halt: $out"
+grep -o "non-finite.*" <<<"$out" | head -1
+[[ ! -d "$WORK/nan/checkpoints/step_00000009" ]] || fail "a checkpoint was written after the non-finite step"
+LOOM_TEST_NAN_GRAD_AT_STEP=7 train1 --set=optimizer.nonfinite_policy=skip \
+  --run_dir="$WORK/nanskip" >"$WORK/nanskip.log" 2>&1 || { cat "$WORK/nanskip.log"; fail "skip policy run"; }
+grep -q '"step":8,.*"skipped_steps":1' "$WORK/nanskip/metrics.jsonl" || fail "skipped step not counted"
 
 # 3. A crash between the files and DONE of step 6: step 3 is used.
 rc=0
