@@ -536,6 +536,13 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   double train_seconds = 0;
   if (s.start_step > 0) {
     result.resumed_from = s.start_step;
+    if (rank == 0) {  // sweeps and users see where a run was resumed
+      Json ev = Json::MakeObject();
+      ev["event"] = "resumed";
+      ev["step"] = s.start_step;
+      ev["checkpoint"] = s.last_checkpoint;
+      LOOM_RETURN_IF_ERROR(AppendLine(s.metrics_path, ev.Dump()));
+    }
     progress.Line(absl::StrFormat("resumed from %s (step %d of %d)", s.last_checkpoint,
                                   s.start_step, total_steps));
   } else if (s.val_loader) {
