@@ -205,6 +205,7 @@ absl::Status Plan(const Args& a) {
         p["params"] = static_cast<long long>(rf.params);
         p["tokens"] = static_cast<long long>(rf.tokens);
         p["max_steps"] = static_cast<long long>(steps);
+        p["total_steps"] = static_cast<long long>(rf.total_steps);  // + the fixedflop repeat
         p["flops"] = rf.train_flops;
         p["config"] = path;
         p["run_dir"] = absl::StrCat(out_abs, "/runs/", name);
@@ -383,7 +384,7 @@ absl::Status Collect(const Args& a, bool write_files) {
   const std::string dir = Absolute(ResolveInvocationPath(a.positional[0]));
   LOOM_ASSIGN_OR_RETURN(Json sweep, LoadSweep(dir));
   std::string csv = "name,family,budget,d_model,num_layers,params,tokens,planned_flops,flops,steps,"
-                    "max_steps,train_loss,val_loss,tokens_per_s,state,resumed\n";
+                    "total_steps,train_loss,val_loss,tokens_per_s,state,resumed\n";
   Json rows = Json::MakeArray();
   std::map<std::string, int> counts;
   std::printf("%-40s %-8s %8s/%-8s %10s %10s %s\n", "run", "state", "step", "steps", "train",
@@ -393,13 +394,13 @@ absl::Status Collect(const Args& a, bool write_files) {
     counts[st.state]++;
     std::printf("%-40s %-8s %8lld/%-8lld %10.4f %10.4f %s\n", p["name"].as_string().c_str(),
                 st.state.c_str(), static_cast<long long>(st.steps),
-                static_cast<long long>(p["max_steps"].as_int64()), st.train_loss, st.val_loss,
+                static_cast<long long>(p["total_steps"].as_int64()), st.train_loss, st.val_loss,
                 st.resumed ? "(resumed from a checkpoint)" : "");
     absl::StrAppendFormat(&csv, "%s,%s,%.6g,%d,%d,%d,%d,%.6g,%.6g,%d,%d,%.6f,%.6f,%.1f,%s,%d\n",
                           p["name"].as_string(), p["family"].as_string(), p["budget"].as_double(),
                           p["d_model"].as_int64(), p["num_layers"].as_int64(),
                           p["params"].as_int64(), p["tokens"].as_int64(), p["flops"].as_double(),
-                          st.flops, st.steps, p["max_steps"].as_int64(), st.train_loss,
+                          st.flops, st.steps, p["total_steps"].as_int64(), st.train_loss,
                           st.val_loss, st.tokens_per_s, st.state, st.resumed ? 1 : 0);
     Json r = p;
     r["state"] = st.state;
