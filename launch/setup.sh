@@ -15,6 +15,7 @@ APT_PACKAGES=(
   libabsl-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
+  slurm-wlm munge
 )
 # Pinned: LibTorch comes from this wheel (CUDA 13 build; its CPU path is what tests run).
 PY_PACKAGES=(
