@@ -87,9 +87,12 @@ vdir=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['points']
 for _ in $(seq 1200); do ls "$vdir"/checkpoints/step_*/DONE >/dev/null 2>&1 && break; sleep 0.1; done
 ls "$vdir"/checkpoints/step_*/DONE >/dev/null 2>&1 || fail "the victim never checkpointed"
 [[ ! -f "$vdir/model.safetensors" ]] || fail "the victim finished before it could be preempted"
-# One request: scancel itself retries while the job is in a state change.
-scancel --batch --signal=USR1 "${job}_3" || fail "scancel"
-echo "sent USR1 to ${job}_3"
+# Address the array element by its own job id (squeue %A); scancel retries while the job is in
+# a state change.
+raw=$(squeue -h -o %A -j "${job}_3" | head -1)
+[[ -n "$raw" ]] || fail "array element ${job}_3 is not running"
+scancel --batch --signal=USR1 "$raw" || fail "scancel"
+echo "sent USR1 to ${job}_3 (job $raw)"
 # A requeued job waits for its new begin time (about two minutes on Slurm 22.05) before it
 # runs again.
 for _ in $(seq 3000); do
