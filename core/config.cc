@@ -311,6 +311,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   LOOM_CHECK_CHOICE(c.parallel().backend(), "parallel.backend", "auto", "local", "mpi", "nccl");
   LOOM_CHECK_CHOICE(c.parallel().nccl_id_method(), "parallel.nccl_id_method", "mpi", "file");
   LOOM_CHECK_CHOICE(c.parallel().overlap(), "parallel.overlap", "auto", "on", "off");
+  LOOM_CHECK_FIELD(c.logging().peak_flops() >= 0, "logging.peak_flops", c.logging().peak_flops(),
+                   " must be >= 0 (0: measure)");
   LOOM_CHECK_CHOICE(c.optimizer().nonfinite_policy(), "optimizer.nonfinite_policy", "halt", "skip");
   LOOM_CHECK_FIELD(c.parallel().nccl_id_method() != "file" || !c.parallel().nccl_id_dir().empty(),
                    "parallel.nccl_id_dir",

@@ -193,4 +193,16 @@ double MeasureCpuMatmulPeak(int num_threads) {
   return best;
 }
 
+double GpuPeakFlops(const std::string& name) {
+  auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
+  if (has("H100")) return has("PCIe") ? 756e12 : 989e12;
+  if (has("H200")) return 989e12;
+  if (has("A100")) return 312e12;
+  if (has("L40S")) return 362e12;
+  if (has("A10")) return 125e12;
+  if (has("V100")) return 125e12;
+  if (has("4090")) return 165e12;
+  return 0;
+}
+
 }  // namespace loom

@@ -83,6 +83,11 @@ double CumulativeTrainingFlops(const RunConfig& config, int64_t steps_done);
 // denominator on CPU.
 double MeasureCpuMatmulPeak(int num_threads);
 
+// Dense bf16 tensor-core peak (FLOP/s) of a GPU from its CUDA device name ("NVIDIA A100-SXM4-80GB",
+// "NVIDIA H100 80GB HBM3", ...): A100 312e12, H100 SXM 989e12 (PCIe 756e12), H200 989e12,
+// L40S 362e12, A10 125e12, V100 125e12 (fp16), RTX 4090 165e12. 0 for an unknown name.
+double GpuPeakFlops(const std::string& device_name);
+
 }  // namespace loom
 
 #endif  // LOOM_CORE_FLOPS_H_

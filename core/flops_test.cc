@@ -371,3 +371,17 @@ TEST(Configs, EveryConfigLoadsAndValidates) {
 
 }  // namespace
 }  // namespace loom
+
+namespace loom {
+namespace {
+
+TEST(PeakFlops, GpuNamesMapToTheirDenseBf16Peak) {
+  EXPECT_EQ(GpuPeakFlops("NVIDIA A100-SXM4-80GB"), 312e12);
+  EXPECT_EQ(GpuPeakFlops("NVIDIA H100 80GB HBM3"), 989e12);
+  EXPECT_EQ(GpuPeakFlops("NVIDIA H100 PCIe"), 756e12);
+  EXPECT_EQ(GpuPeakFlops("NVIDIA A10"), 125e12);
+  EXPECT_EQ(GpuPeakFlops("Some Future Accelerator"), 0);
+}
+
+}  // namespace
+}  // namespace loom

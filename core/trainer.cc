@@ -190,7 +190,12 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
                                     dpo));
   LOOM_RETURN_IF_ERROR(st->dp->BroadcastParameters());
   if (resume_dir) LOOM_RETURN_IF_ERROR(trainer->ResumeFromCheckpoint(*resume_dir));
-  if (rank == 0) st->peak_flops = MeasureCpuMatmulPeak(threads);
+  // MFU denominator: given, else (CPU training) measured. GPU names map through GpuPeakFlops()
+  // once training runs on CUDA devices.
+  if (rank == 0) {
+    st->peak_flops = c.logging().peak_flops() > 0 ? c.logging().peak_flops()
+                                                   : MeasureCpuMatmulPeak(threads);
+  }
   return trainer;
 }
 
@@ -494,7 +499,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   progress.Line(absl::StrFormat(
       "loom: run \"%s\" | %s parameters | %d layers, d_model %d, vocab %d | seq %d, batch %d "
       "(micro %d) = %s tokens/step | %d steps | %s train tokens, %s val tokens | %d threads%s, "
-      "CPU matmul peak %.0f GFLOP/s",
+      "MFU peak %.0f GFLOP/s%s",
       c.name(), HumanCount(result.num_parameters), c.model().num_layers(), c.model().d_model(),
       c.model().vocab_size(), t.seq_len(), t.global_batch_size(), t.micro_batch_size(),
       HumanCount(tokens_per_step), total_steps, HumanCount(s.train_data->num_tokens()),
@@ -502,7 +507,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       world > 1 ? absl::StrFormat(" x %d ranks (%s, ZeRO-%d)", world, s.comm->backend(),
                                   c.optimizer().zero_stage())
                 : std::string(),
-      s.peak_flops / 1e9));
+      s.peak_flops / 1e9, c.logging().peak_flops() > 0 ? " (given)" : " (measured CPU matmul)"));
 
   // Evaluation batches are dealt round-robin to the ranks; the sum is all-reduced.
   auto evaluate = [&]() -> absl::StatusOr<double> {
