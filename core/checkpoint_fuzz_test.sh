@@ -4,7 +4,8 @@
 # report makes libFuzzer exit non-zero.
 set -euo pipefail
 RUNFILES="${TEST_SRCDIR:-$0.runfiles}/loom"
-WORK="${TEST_TMPDIR:-$(mktemp -d)}"
+# Fresh even if Bazel reuses TEST_TMPDIR between runs (old run dirs would be resumed).
+WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/work.XXXXXX")
 mkdir -p "$WORK/corpus"
 cp "$RUNFILES"/core/testdata/fuzz_seeds/* "$WORK/corpus/"
 "$RUNFILES/core/checkpoint_fuzzer" -max_total_time="${LOOM_FUZZ_SECONDS:-30}" -rss_limit_mb=2048 \

@@ -17,7 +17,8 @@ source "$RUNFILES/tests/mpi_common.sh"
 TRAIN="$RUNFILES/launch/train"
 TOKENIZE="$RUNFILES/tools/tokenize"
 CONFIG="$RUNFILES/launch/configs/lm/tiny_lowrank_sgt.textproto"
-WORK="${TEST_TMPDIR:-$(mktemp -d)}"
+# Fresh even if Bazel reuses TEST_TMPDIR between runs (old run dirs would be resumed).
+WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/work.XXXXXX")
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$TOKENIZE" --tokenizer=byte --input="$RUNFILES/data/corpus/carroll-alice.txt" \
@@ -44,6 +45,8 @@ def recs(d):
     out = {}
     for line in open(f"{d}/metrics.jsonl"):
         r = json.loads(line)
+        if "event" in r:  # {"event": "resumed", ...} exists only in the resumed run
+            continue
         key = ("eval" if "val_loss" in r else "train", r["step"])
         assert key not in out, f"{d}: duplicate record {key}"
         out[key] = {k: r[k] for k in ("loss", "grad_norm", "val_loss", "alpha") if k in r}

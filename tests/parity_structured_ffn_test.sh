@@ -5,7 +5,8 @@ set -euo pipefail
 RUNFILES="${TEST_SRCDIR:-$0.runfiles}"
 PARITY="$RUNFILES/loom/tools/parity"
 GOLDEN="$RUNFILES/loom_shared/golden/structured_ffn"
-WORK="${TEST_TMPDIR:-$(mktemp -d)}"
+# Fresh even if Bazel reuses TEST_TMPDIR between runs (old run dirs would be resumed).
+WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/work.XXXXXX")
 
 out=$("$PARITY" --cases="$GOLDEN")
 echo "$out"

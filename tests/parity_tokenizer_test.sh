@@ -5,7 +5,8 @@ set -euo pipefail
 RUNFILES="${TEST_SRCDIR:-$0.runfiles}"
 PARITY="$RUNFILES/loom/tools/parity"
 GOLDEN="$RUNFILES/loom_shared/golden/tokenizer"
-WORK="${TEST_TMPDIR:-$(mktemp -d)}"
+# Fresh even if Bazel reuses TEST_TMPDIR between runs (old run dirs would be resumed).
+WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/work.XXXXXX")
 export LOOM_VOCAB_DIR="$RUNFILES/loom/data/tokenizers/gpt2"
 
 out=$("$PARITY" --cases="$GOLDEN")

@@ -8,7 +8,8 @@ TRAIN="$RUNFILES/launch/train"
 TOKENIZE="$RUNFILES/tools/tokenize"
 FLOPS="$RUNFILES/tools/flops"
 CONFIG="$RUNFILES/launch/configs/lm/tiny_lowrank_sgt.textproto"
-WORK="${TEST_TMPDIR:-$(mktemp -d)}"
+# Fresh even if Bazel reuses TEST_TMPDIR between runs (old run dirs would be resumed).
+WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/work.XXXXXX")
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$TOKENIZE" --tokenizer=byte --input="$RUNFILES/data/corpus/carroll-alice.txt" \

@@ -9,7 +9,8 @@ SWEEP="$RUNFILES/tools/sweep"
 FLOPS="$RUNFILES/tools/flops"
 TOKENIZE="$RUNFILES/tools/tokenize"
 TRAIN="$RUNFILES/launch/train"
-WORK="${TEST_TMPDIR:-$(mktemp -d)}"
+# Fresh even if Bazel reuses TEST_TMPDIR between runs (old run dirs would be resumed).
+WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/work.XXXXXX")
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$TOKENIZE" --tokenizer=byte --input="$RUNFILES/data/corpus/carroll-alice.txt" \

@@ -8,7 +8,8 @@ RUNFILES="${TEST_SRCDIR:-$0.runfiles}/loom"
 TRAIN="$RUNFILES/launch/train"
 TOKENIZE="$RUNFILES/tools/tokenize"
 CONFIG="$RUNFILES/launch/configs/lm/tiny.textproto"
-WORK="${TEST_TMPDIR:-$(mktemp -d)}"
+# Fresh even if Bazel reuses TEST_TMPDIR between runs (old run dirs would be resumed).
+WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/work.XXXXXX")
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # 1. Tokenize two bundled books at byte level (fast; the GPT-2 path has its own golden tests).
