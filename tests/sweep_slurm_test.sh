@@ -73,7 +73,7 @@ grep -q idle "$WORK/sinfo.txt" || fail "the node never became idle"
 "$TOKENIZE" --tokenizer=byte --input="$RUNFILES/data/corpus/carroll-alice.txt" \
   --out_dir="$WORK/shards" --val_fraction=0.05 >/dev/null 2>&1 || fail tokenize
 "$SWEEP" plan --base="$RUNFILES/launch/configs/lm/tiny.textproto" --families=dense \
-  --budgets=2e10,1.5e11 --sizes=32x1,64x2,96x2 --out="$WORK/sweep" \
+  --budgets=2e10,5e11 --sizes=32x1,64x2,96x2 --out="$WORK/sweep" \
   --set=data.tokenizer=byte --set=model.vocab_size=257 \
   --set="data.train_shards=$WORK/shards/train_*.bin" --set="data.val_shards=$WORK/shards/val_*.bin" \
   --set=train.seq_len=64 --set=train.global_batch_size=8 --set=train.micro_batch_size=8 \
@@ -82,15 +82,20 @@ grep -q idle "$WORK/sinfo.txt" || fail "the node never became idle"
 job=$(head -1 "$WORK/sweep/slurm/submit.log" | tr -d '[:space:]')
 [[ -n "$job" ]] || fail "no job id"
 echo "array job $job"
-# The victim: task 3 (the longest run, 32x1 at 1.5e11 FLOPs). Preempt it after its first checkpoint.
+# The victim: task 3 (the longest run, 32x1 at 5e11 FLOPs, ~6600 steps). Preempt it after its first checkpoint.
 vdir=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['points'][3]['run_dir'])" "$WORK/sweep/sweep.json")
 for _ in $(seq 1200); do ls "$vdir"/checkpoints/step_*/DONE >/dev/null 2>&1 && break; sleep 0.1; done
 ls "$vdir"/checkpoints/step_*/DONE >/dev/null 2>&1 || fail "the victim never checkpointed"
+# Slurm refuses signals ("Job can not be altered now") while a just-started batch job is still
+# being set up; give it a moment.
+sleep 3
 [[ ! -f "$vdir/model.safetensors" ]] || fail "the victim finished before it could be preempted"
 # Address the array element by its own job id (squeue %A); scancel retries while the job is in
 # a state change.
-raw=$(squeue -h -o %A -j "${job}_3" | head -1)
-[[ -n "$raw" ]] || fail "array element ${job}_3 is not running"
+squeue
+scontrol show job "${job}_3" | grep -E "JobId|JobState|StartTime|BeginTime" || true
+raw=$(squeue -h -t RUNNING -o %A -j "${job}_3" | head -1)
+[[ -n "$raw" ]] || fail "array element ${job}_3 is not running although its run directory has a checkpoint"
 scancel --batch --signal=USR1 "$raw" || fail "scancel"
 echo "sent USR1 to ${job}_3 (job $raw)"
 # A requeued job waits for its new begin time (about two minutes on Slurm 22.05) before it
