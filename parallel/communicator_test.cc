@@ -7,43 +7,22 @@
 #include <memory>
 
 #include "gtest/gtest.h"
+#include "parallel/testing/mpi_test_environment.h"
 
 namespace loom::parallel {
 namespace {
 
-Communicator* g_comm = nullptr;
+// The process's communicator (testing/mpi_test_environment.h).
+Communicator* Comm() { return MpiTestEnvironment::comm(); }
 
-// Backend chosen by the launcher: "mpi" under mpirun, "local" alone. Chunks of 256 bytes so that
-// small test tensors already take the chunked paths.
-class CommEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    absl::StatusOr<WorldInfo> world = DiscoverWorld();
-    ASSERT_TRUE(world.ok()) << world.status();
-    CommunicatorOptions options;
-    options.set_backend(world->source == "none" ? "local" : "mpi").set_chunk_bytes(256);
-    auto comm = CreateCommunicator(*world, options);
-    ASSERT_TRUE(comm.ok()) << comm.status();
-    comm_ = std::move(*comm);
-    g_comm = comm_.get();
-  }
-  void TearDown() override {
-    g_comm = nullptr;
-    comm_.reset();
-  }
-
- private:
-  std::unique_ptr<Communicator> comm_;
-};
-
-int R() { return g_comm->rank(); }
-int W() { return g_comm->world_size(); }
+int R() { return Comm()->rank(); }
+int W() { return Comm()->world_size(); }
 
 TEST(CommunicatorTest, AllReduceSumsOverRanksInEveryDtypeAndAcrossChunks) {
   for (auto dtype : {at::kDouble, at::kFloat, at::kLong}) {
     // 1000 elements = several 256-byte chunks; element i of rank r holds r * 1000 + i.
     at::Tensor t = (at::arange(1000, at::kDouble) + R() * 1000.0).to(dtype);
-    ASSERT_TRUE(g_comm->AllReduce(t, ReduceOp::kSum)->Wait().ok());
+    ASSERT_TRUE(Comm()->AllReduce(t, ReduceOp::kSum)->Wait().ok());
     // sum_r (r * 1000 + i) = 1000 * W(W-1)/2 + W * i
     at::Tensor expect = (at::arange(1000, at::kDouble) * W() + 1000.0 * W() * (W() - 1) / 2);
     EXPECT_TRUE(at::equal(t, expect.to(dtype))) << dtype;
@@ -52,7 +31,7 @@ TEST(CommunicatorTest, AllReduceSumsOverRanksInEveryDtypeAndAcrossChunks) {
 
 TEST(CommunicatorTest, AllReduceMax) {
   at::Tensor t = at::full({5}, static_cast<double>(R()), at::kDouble);
-  ASSERT_TRUE(g_comm->AllReduce(t, ReduceOp::kMax)->Wait().ok());
+  ASSERT_TRUE(Comm()->AllReduce(t, ReduceOp::kMax)->Wait().ok());
   EXPECT_EQ(t[4].item<double>(), W() - 1);
 }
 
@@ -60,7 +39,7 @@ TEST(CommunicatorTest, ReduceScatterGivesEachRankItsSummedChunk) {
   const int64_t n = 100;  // per rank, several chunks
   at::Tensor in = at::arange(W() * n, at::kDouble) * (R() + 1);
   at::Tensor out = at::empty({n}, at::kDouble);
-  ASSERT_TRUE(g_comm->ReduceScatter(in, out)->Wait().ok());
+  ASSERT_TRUE(Comm()->ReduceScatter(in, out)->Wait().ok());
   const double ranks_sum = W() * (W() + 1) / 2.0;
   at::Tensor expect = (at::arange(n, at::kDouble) + R() * n) * ranks_sum;
   EXPECT_TRUE(at::equal(out, expect));
@@ -70,11 +49,11 @@ TEST(CommunicatorTest, AllGatherInPlaceAndBroadcast) {
   const int64_t n = 7;
   at::Tensor buf = at::full({W() * n}, -1.0, at::kDouble);
   buf.narrow(0, R() * n, n).fill_(R());
-  ASSERT_TRUE(g_comm->AllGatherInPlace(buf)->Wait().ok());
+  ASSERT_TRUE(Comm()->AllGatherInPlace(buf)->Wait().ok());
   for (int r = 0; r < W(); ++r) EXPECT_EQ(buf[r * n + n - 1].item<double>(), r);
   const int root = W() - 1;
   at::Tensor b = at::full({300}, static_cast<double>(R() * 10), at::kFloat);
-  ASSERT_TRUE(g_comm->Broadcast(b, root)->Wait().ok());
+  ASSERT_TRUE(Comm()->Broadcast(b, root)->Wait().ok());
   EXPECT_EQ(b[299].item<float>(), root * 10.0f);
 }
 
@@ -83,31 +62,31 @@ TEST(CommunicatorTest, OutstandingCollectivesCompleteInSubmissionOrder) {
   std::vector<std::unique_ptr<Work>> works;
   for (int i = 0; i < 8; ++i) {
     ts.push_back(at::full({64 * (i + 1)}, static_cast<double>(i + R()), at::kDouble));
-    works.push_back(g_comm->AllReduce(ts.back(), ReduceOp::kSum));
+    works.push_back(Comm()->AllReduce(ts.back(), ReduceOp::kSum));
   }
   for (int i = 7; i >= 0; --i) ASSERT_TRUE(works[i]->Wait().ok());
   for (int i = 0; i < 8; ++i) {
     EXPECT_EQ(ts[i][0].item<double>(), W() * i + W() * (W() - 1) / 2.0);
   }
   EXPECT_TRUE(works[0]->Wait().ok());  // waiting twice is fine
-  EXPECT_TRUE(g_comm->Barrier().ok());
+  EXPECT_TRUE(Comm()->Barrier().ok());
 }
 
 TEST(CommunicatorTest, ScalarHelper) {
-  auto s = AllReduceScalar(*g_comm, R() + 0.5);
+  auto s = AllReduceScalar(*Comm(), R() + 0.5);
   ASSERT_TRUE(s.ok());
   EXPECT_DOUBLE_EQ(*s, W() * (W() - 1) / 2.0 + 0.5 * W());
 }
 
 TEST(CommunicatorTest, BadTensorsAreRejectedWithoutCommunicating) {
   at::Tensor strided = at::zeros({4, 4}, at::kDouble).t();
-  absl::Status s = g_comm->AllReduce(strided, ReduceOp::kSum)->Wait();
+  absl::Status s = Comm()->AllReduce(strided, ReduceOp::kSum)->Wait();
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("contiguous"), std::string::npos) << s;
-  s = g_comm->ReduceScatter(at::zeros({5}, at::kDouble), at::zeros({5}, at::kDouble))->Wait();
+  s = Comm()->ReduceScatter(at::zeros({5}, at::kDouble), at::zeros({5}, at::kDouble))->Wait();
   EXPECT_EQ(s.ok(), W() == 1) << s;
-  if (g_comm->backend() == "mpi") {  // MPI has no bf16 sum
-    s = g_comm->AllReduce(at::zeros({4}, at::kBFloat16), ReduceOp::kSum)->Wait();
+  if (Comm()->backend() == "mpi") {  // MPI has no bf16 sum
+    s = Comm()->AllReduce(at::zeros({4}, at::kBFloat16), ReduceOp::kSum)->Wait();
     EXPECT_NE(s.message().find("NCCL"), std::string::npos) << s;
   }
 }
@@ -124,6 +103,6 @@ TEST(CommunicatorTest, UnknownBackendAndLocalOnManyRanksAreErrors) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new loom::parallel::CommEnvironment());
+  ::testing::AddGlobalTestEnvironment(new loom::parallel::MpiTestEnvironment(256));
   return RUN_ALL_TESTS();
 }

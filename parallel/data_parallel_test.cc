@@ -12,27 +12,13 @@
 #include <memory>
 
 #include "gtest/gtest.h"
+#include "parallel/testing/mpi_test_environment.h"
 
 namespace loom::parallel {
 namespace {
 
-Communicator* g_comm = nullptr;
-
-class CommEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    absl::StatusOr<WorldInfo> world = DiscoverWorld();
-    ASSERT_TRUE(world.ok()) << world.status();
-    auto comm = CreateCommunicator(*world, CommunicatorOptions().set_chunk_bytes(1024));
-    ASSERT_TRUE(comm.ok()) << comm.status();
-    comm_ = std::move(*comm);
-    g_comm = comm_.get();
-  }
-  void TearDown() override { comm_.reset(); }
-
- private:
-  std::unique_ptr<Communicator> comm_;
-};
+// The process's communicator (testing/mpi_test_environment.h).
+Communicator* Comm() { return MpiTestEnvironment::comm(); }
 
 // A 3-layer MLP and a "guide" matrix used only while `guided` (like self-guided training).
 struct Net {
@@ -69,7 +55,7 @@ struct Case {
 };
 
 void RunCase(const Case& c) {
-  const int W = g_comm->world_size(), R = g_comm->rank();
+  const int W = Comm()->world_size(), R = Comm()->rank();
   const int64_t global = 8, steps = 6;
   ASSERT_EQ(global % (W * c.micro), 0);
   const int accum = static_cast<int>(global / (W * c.micro));
@@ -84,7 +70,7 @@ void RunCase(const Case& c) {
   opt.bucket_bytes = c.bucket_bytes;
   opt.overlap = c.overlap;
   opt.weight_decay = 0.1;
-  auto dp = DataParallel::Create(g_comm, {{"model", net.params}, {"guide", {net.guide}}}, opt);
+  auto dp = DataParallel::Create(Comm(), {{"model", net.params}, {"guide", {net.guide}}}, opt);
   ASSERT_TRUE(dp.ok()) << dp.status();
   ASSERT_TRUE((*dp)->BroadcastParameters().ok());
   const double clip = 0.5;
@@ -156,14 +142,14 @@ TEST(DataParallelTest, ZeroOneMatchesOneProcessOnTheGlobalBatch) {
 
 TEST(DataParallelTest, ZeroOneHoldsOnlyItsShardOfOptimizerState) {
   Net a(1), b(1);
-  auto full = DataParallel::Create(g_comm, {{"m", a.params}}, {});
+  auto full = DataParallel::Create(Comm(), {{"m", a.params}}, {});
   DataParallel::Options z;
   z.zero_stage = 1;
-  auto sharded = DataParallel::Create(g_comm, {{"m", b.params}}, z);
+  auto sharded = DataParallel::Create(Comm(), {{"m", b.params}}, z);
   ASSERT_TRUE(full.ok() && sharded.ok());
   const int64_t f = (*full)->sizes().optimizer_elements, s = (*sharded)->sizes().optimizer_elements;
-  EXPECT_EQ(s * g_comm->world_size(), f);  // same padded layout, 1/N of it
-  EXPECT_EQ((*sharded)->sizes().param_elements % g_comm->world_size(), 0);
+  EXPECT_EQ(s * Comm()->world_size(), f);  // same padded layout, 1/N of it
+  EXPECT_EQ((*sharded)->sizes().param_elements % Comm()->world_size(), 0);
 }
 
 // Mixed precision: bf16 compute copies of fp32 masters. N ranks against one process that runs the
@@ -171,7 +157,7 @@ TEST(DataParallelTest, ZeroOneHoldsOnlyItsShardOfOptimizerState) {
 // same computation, only the float32 accumulation order differs, so the masters agree to float32
 // rounding amplified by a few AdamW steps.
 TEST(DataParallelTest, MixedPrecisionKeepsFloat32MastersAndMatchesOneProcess) {
-  const int W = g_comm->world_size(), R = g_comm->rank();
+  const int W = Comm()->world_size(), R = Comm()->rank();
   const int64_t global = 8, micro = 8 / W, steps = 4;
   at::manual_seed(5);
   at::Tensor xs = at::randn({steps, global, 8});
@@ -181,7 +167,7 @@ TEST(DataParallelTest, MixedPrecisionKeepsFloat32MastersAndMatchesOneProcess) {
   opt.zero_stage = W > 1 ? 1 : 0;
   opt.bucket_bytes = 512;
   Net net(3, at::kFloat), ref(3, at::kFloat);
-  auto dp = DataParallel::Create(g_comm, {{"m", net.params}}, opt);
+  auto dp = DataParallel::Create(Comm(), {{"m", net.params}}, opt);
   auto local = CreateCommunicator(WorldInfo{});
   ASSERT_TRUE(local.ok());
   auto rdp = DataParallel::Create(local->get(), {{"m", ref.params}}, opt);
@@ -221,10 +207,10 @@ TEST(DataParallelTest, MixedPrecisionKeepsFloat32MastersAndMatchesOneProcess) {
 TEST(DataParallelTest, RejectsMixedDtypesAndBadStages) {
   std::vector<at::Tensor> mixed = {at::zeros({2}, at::kDouble).requires_grad_(true),
                                    at::zeros({2}, at::kFloat).requires_grad_(true)};
-  EXPECT_FALSE(DataParallel::Create(g_comm, {{"m", mixed}}, {}).ok());
+  EXPECT_FALSE(DataParallel::Create(Comm(), {{"m", mixed}}, {}).ok());
   DataParallel::Options bad;
   bad.zero_stage = 2;
-  EXPECT_FALSE(DataParallel::Create(g_comm, {{"m", {mixed[0]}}}, bad).ok());
+  EXPECT_FALSE(DataParallel::Create(Comm(), {{"m", {mixed[0]}}}, bad).ok());
 }
 
 }  // namespace
@@ -232,6 +218,6 @@ TEST(DataParallelTest, RejectsMixedDtypesAndBadStages) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new loom::parallel::CommEnvironment());
+  ::testing::AddGlobalTestEnvironment(new loom::parallel::MpiTestEnvironment(1024));
   return RUN_ALL_TESTS();
 }
