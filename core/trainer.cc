@@ -636,7 +636,11 @@ absl::StatusOr<TrainResult> Trainer::Run() {
                   absl::StrFormat("loss %.4f ppl %.1f | lr %.2e | %s tok/s", step_loss,
                                   std::exp(step_loss), lr, HumanCount(tok_s)),
                   log_now);
-    if (log_now && rank == 0) {
+    if (log_now) {
+      const double mean_loss = interval_loss / static_cast<double>(interval_steps);
+      result.final_train_loss = mean_loss;
+    }
+    if (log_now && rank == 0) {  // one writer
       const double mean_loss = interval_loss / static_cast<double>(interval_steps);
       Json rec = Json::MakeObject();
       rec["step"] = done;
@@ -657,18 +661,13 @@ absl::StatusOr<TrainResult> Trainer::Run() {
                        : 0.0;
       if (s.skipped_steps > 0) rec["skipped_steps"] = s.skipped_steps;
       LOOM_RETURN_IF_ERROR(AppendLine(s.metrics_path, rec.Dump()));
-      result.final_train_loss = mean_loss;
+    }
+    if (log_now) {
       interval_loss = 0;
       interval_steps = 0;
       interval_seconds = 0;
     }
     const bool last = done == total_steps;
-    if (log_now && rank != 0) {
-      result.final_train_loss = interval_loss / static_cast<double>(interval_steps);
-      interval_loss = 0;
-      interval_steps = 0;
-      interval_seconds = 0;
-    }
     if (s.val_loader && ((t.eval_every() > 0 && done % t.eval_every() == 0) || last)) {
       LOOM_ASSIGN_OR_RETURN(const double v, evaluate());
       result.final_val_loss = v;

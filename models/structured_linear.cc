@@ -213,17 +213,14 @@ bool StructuredLinear::PrepareStructuredCall(int64_t rows) {
 }
 
 at::Tensor StructuredLinear::ForwardNoBias(const at::Tensor& x) {
-  if (is_training()) {
-    merged_cache_ = at::Tensor();
-  } else if (merge_threshold_ > 0 && !guide_active_ &&
-             x.numel() / in_features() < merge_threshold_) {
+  if (PrepareStructuredCall(x.numel() / in_features())) return StructuredForward(x);
+  if (!guide_active_) {  // eval with few rows: the cached dense matrix
     if (!merged_cache_.defined()) {
       at::NoGradGuard no_grad;
       merged_cache_ = MergedWeight().detach();
     }
     return at::linear(x, merged_cache_);
   }
-  if (!guide_active_) return StructuredForward(x);
   const double a = alpha();
   if (reduce_flop_ && is_training()) {
     const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);

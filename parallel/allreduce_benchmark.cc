@@ -66,12 +66,6 @@ std::vector<int64_t> Sizes() {
 }
 
 // Fixed iteration counts: every rank must run the same number of collectives.
-class QuietReporter : public benchmark::BenchmarkReporter {
- public:
-  bool ReportContext(const Context&) override { return true; }
-  void ReportRuns(const std::vector<Run>&) override {}
-};
-
 int Iterations(int64_t bytes) { return bytes <= (1 << 20) ? 200 : bytes <= (16 << 20) ? 20 : 6; }
 
 std::string Human(int64_t b) {
@@ -127,7 +121,7 @@ int main(int argc, char** argv) {
   if (g_comm->rank() == 0) {
     benchmark::RunSpecifiedBenchmarks();
   } else {
-    QuietReporter quiet;
+    loom::parallel::internal::QuietReporter quiet;
     benchmark::RunSpecifiedBenchmarks(&quiet);
   }
   if (g_comm->rank() == 0) {

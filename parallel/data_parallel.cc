@@ -18,7 +18,6 @@ struct DataParallel::Bucket {
   int64_t numel = 0;   // padded to a multiple of the world size
   int expected = 0;    // parameters in the bucket
   int ready = 0;
-  bool launched = false;
   at::Tensor grad;        // view of the flat gradient buffer
   at::Tensor param;       // view of the flat parameter buffer
   at::Tensor shard_grad;  // ZeRO-1: this rank's reduced slice (numel / world)
@@ -238,7 +237,6 @@ void DataParallel::LaunchReadyBuckets() {
 }
 
 void DataParallel::Launch(Bucket& b) {
-  b.launched = true;
   b.work = options_.zero_stage == 1 ? comm_->ReduceScatter(b.grad, b.shard_grad)
                                     : comm_->AllReduce(b.grad, ReduceOp::kSum);
 }
@@ -252,7 +250,6 @@ absl::Status DataParallel::FinishGradientSync() {
     if (status.ok() && !s.ok()) status = s;
     b->work.reset();
     b->ready = 0;
-    b->launched = false;
     if (comm_->world_size() > 1 && s.ok()) {
       (options_.zero_stage == 1 ? b->shard_grad : b->grad).mul_(inv);
     }

@@ -34,12 +34,6 @@ loom::parallel::Communicator* g_comm = nullptr;
 loom::parallel::Communicator* g_local = nullptr;
 std::map<std::string, double> g_median;
 
-class QuietReporter : public benchmark::BenchmarkReporter {
- public:
-  bool ReportContext(const Context&) override { return true; }
-  void ReportRuns(const std::vector<Run>&) override {}
-};
-
 void BM_Step(benchmark::State& state, const std::string& mode) {
   loom::ModelConfig config;
   config.set_vocab_size(8192);
@@ -100,7 +94,7 @@ int main(int argc, char** argv) {
   if (g_comm->rank() == 0) {
     benchmark::RunSpecifiedBenchmarks();
   } else {
-    QuietReporter quiet;
+    loom::parallel::internal::QuietReporter quiet;
     benchmark::RunSpecifiedBenchmarks(&quiet);
   }
   if (g_comm->rank() == 0 && g_median.size() == 3) {

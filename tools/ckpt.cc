@@ -85,8 +85,10 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
 // A checkpoint directory, or a run directory's newest complete checkpoint.
 absl::StatusOr<std::string> ResolveDir(const std::string& path_in) {
   const std::string path = ResolveInvocationPath(path_in);
+  // A checkpoint directory, possibly incomplete (files but no manifest yet): reading it then
+  // reports exactly what is missing.
   if (FileExists(path + "/manifest.pb") || FileExists(path + "/DONE") ||
-      FileExists(path + "/model.safetensors") && !FileExists(path + "/checkpoints")) {
+      (FileExists(path + "/model.safetensors") && !FileExists(path + "/checkpoints"))) {
     return path;
   }
   LOOM_ASSIGN_OR_RETURN(std::optional<std::string> latest, FindLatestCheckpoint(path));

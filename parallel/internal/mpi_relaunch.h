@@ -1,5 +1,6 @@
 // For multi-rank benchmarks started by `bazel run` (no launcher): re-executes this binary under
-// `mpirun -np N --oversubscribe --bind-to none`, so one command measures N real ranks.
+// `mpirun -np N --oversubscribe --bind-to none`, so one command measures N real ranks; and a
+// reporter that silences the ranks other than 0.
 #ifndef LOOM_PARALLEL_INTERNAL_MPI_RELAUNCH_H_
 #define LOOM_PARALLEL_INTERNAL_MPI_RELAUNCH_H_
 
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "benchmark/benchmark.h"
 #include "parallel/world.h"
 
 namespace loom::parallel::internal {
@@ -33,6 +35,13 @@ inline void RelaunchUnderMpirunIfAlone(int argc, char** argv, int np, const char
   execvp("mpirun", cargs.data());
   std::perror("cannot exec mpirun");
 }
+
+// Google Benchmark reporter that prints nothing (benchmark 1.7 has no NullReporter).
+class QuietReporter : public benchmark::BenchmarkReporter {
+ public:
+  bool ReportContext(const Context&) override { return true; }
+  void ReportRuns(const std::vector<Run>&) override {}
+};
 
 }  // namespace loom::parallel::internal
 

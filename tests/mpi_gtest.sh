@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# DataParallel against a one-process reference, alone and as 2 and 4 real MPI ranks.
+# Runs a gtest binary alone, then as each given number of real MPI ranks:
+#   mpi_gtest.sh RUNFILES_RELATIVE_BINARY NP [NP...]
 set -euo pipefail
 RUNFILES="${TEST_SRCDIR:-$0.runfiles}/loom"
 source "$RUNFILES/tests/mpi_common.sh"
-BIN="$RUNFILES/parallel/data_parallel_test"
+BIN="$RUNFILES/$1"
+shift
 "$BIN"
-for np in 2 4; do
+for np in "$@"; do
   echo "== $np ranks"
   loom_mpirun -np "$np" "$BIN" --gtest_brief=1
 done
