@@ -167,6 +167,15 @@ absl::Status ResolveDefaults(RunConfig* config) {
   if (m->mixer().num_kv_heads() == 0) {
     m->mutable_mixer()->set_num_kv_heads(m->mixer().num_heads());
   }
+  // The convolutional mixers tune their kernels to the training length unless told otherwise.
+  MixerConfig* mx = m->mutable_mixer();
+  if (mx->type() == "s4" || mx->type() == "s4d") {
+    S4Config* s4 = mx->mutable_s4();
+    if (s4->l_max() == 0) s4->set_l_max(config->train().seq_len());
+    if (!s4->has_init()) s4->set_init(mx->type() == "s4" ? "legs" : "diag-inv");
+  } else if (mx->type() == "sgconv") {
+    if (mx->sgconv().l_max() == 0) mx->mutable_sgconv()->set_l_max(config->train().seq_len());
+  }
   // Touch every sub-message so the written config spells out all defaults.
   config->mutable_optimizer();
   config->mutable_train();
@@ -188,7 +197,72 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                    m.num_layers(), " is out of range [1, 1024]");
   LOOM_CHECK_FIELD(m.d_model() >= 1 && m.d_model() <= 65536, "model.d_model", m.d_model(),
                    " is out of range [1, 65536]");
-  LOOM_CHECK_CHOICE(m.mixer().type(), "model.mixer.type", "attention");
+  LOOM_CHECK_CHOICE(m.mixer().type(), "model.mixer.type", "attention", "s4", "s4d", "sgconv");
+  if (m.mixer().type() == "s4" || m.mixer().type() == "s4d") {
+    const S4Config& s4 = m.mixer().s4();
+    const bool diag = m.mixer().type() == "s4d";
+    LOOM_CHECK_FIELD(s4.d_state() >= 2 && s4.d_state() % 2 == 0, "model.mixer.s4.d_state",
+                     s4.d_state(), " must be even and >= 2");
+    LOOM_CHECK_FIELD(diag || s4.d_state() >= 4, "model.mixer.s4.d_state", s4.d_state(),
+                     " must be >= 4 for s4 (HiPPO)");
+    LOOM_CHECK_FIELD(s4.channels() >= 1, "model.mixer.s4.channels", s4.channels(),
+                     " must be >= 1");
+    LOOM_CHECK_FIELD(s4.n_ssm() >= 0 && (s4.n_ssm() == 0 || m.d_model() % s4.n_ssm() == 0),
+                     "model.mixer.s4.n_ssm", s4.n_ssm(), " must divide d_model ", m.d_model(),
+                     " (0 means d_model)");
+    LOOM_CHECK_FIELD(s4.rank() >= 1, "model.mixer.s4.rank", s4.rank(), " must be >= 1");
+    LOOM_CHECK_CHOICE(s4.disc(), "model.mixer.s4.disc", "zoh", "bilinear");
+    LOOM_CHECK_FIELD(s4.dt_min() > 0 && s4.dt_max() >= s4.dt_min(), "model.mixer.s4.dt_min",
+                     "need 0 < dt_min <= dt_max (got ", s4.dt_min(), ", ", s4.dt_max(), ")");
+    LOOM_CHECK_CHOICE(s4.dt_transform(), "model.mixer.s4.dt_transform", "exp", "softplus",
+                      "relu", "sigmoid", "none");
+    LOOM_CHECK_FIELD(s4.lr() >= 0 && s4.dt_lr() >= 0 && s4.c_lr() >= 0, "model.mixer.s4.lr",
+                     "learning rates must be >= 0 (0 means the global one)");
+    LOOM_CHECK_FIELD(s4.weight_decay() >= 0, "model.mixer.s4.weight_decay", s4.weight_decay(),
+                     " must be >= 0");
+    LOOM_CHECK_CHOICE(s4.final_act(), "model.mixer.s4.final_act", "glu", "none");
+    LOOM_CHECK_FIELD(s4.l_max() >= 0, "model.mixer.s4.l_max", s4.l_max(), " must be >= 0");
+    const std::string& init = s4.init();
+    if (diag) {
+      LOOM_CHECK_FIELD(init.empty() || init.rfind("diag", 0) == 0 || init == "legs",
+                       "model.mixer.s4.init", "\"", init, "\" is not a diagonal init (diag-lin, "
+                       "diag-inv, diag-real, diag-legs, diag)");
+    } else {
+      LOOM_CHECK_FIELD(init.empty() || init == "legs" || init == "legt" || init == "fout" ||
+                           init == "hippo" || init.rfind("diag", 0) == 0,
+                       "model.mixer.s4.init", "\"", init, "\" is not one of legs, legt, fout, "
+                       "hippo, diag-*");
+      LOOM_CHECK_FIELD(init != "legt" || s4.rank() >= 2, "model.mixer.s4.rank",
+                       "legt needs rank >= 2 (got ", s4.rank(), ")");
+    }
+    LOOM_CHECK_FIELD(m.dtype() != "bfloat16", "model.dtype",
+                     "bfloat16 is not supported with the s4/s4d mixers (their kernels are "
+                     "complex float32)");
+  } else if (m.mixer().type() == "sgconv") {
+    const SgConvConfig& g = m.mixer().sgconv();
+    LOOM_CHECK_FIELD(g.kernel_dim() >= 1, "model.mixer.sgconv.kernel_dim", g.kernel_dim(),
+                     " must be >= 1");
+    LOOM_CHECK_FIELD(g.n_scales() >= 0, "model.mixer.sgconv.n_scales", g.n_scales(),
+                     " must be >= 0 (0: from l_max)");
+    LOOM_CHECK_FIELD(g.init_scale() >= 0, "model.mixer.sgconv.init_scale", g.init_scale(),
+                     " must be >= 0");
+    LOOM_CHECK_FIELD(g.decay_min() > 0 && g.decay_max() >= g.decay_min(),
+                     "model.mixer.sgconv.decay_min", "need 0 < decay_min <= decay_max (got ",
+                     g.decay_min(), ", ", g.decay_max(), ")");
+    LOOM_CHECK_CHOICE(g.mode(), "model.mixer.sgconv.mode", "cat_randn", "cat_cos",
+                      "cat_randn_learnable", "cat_randn_learnable_fixed", "cat_randn_nearest",
+                      "cat_cos_nearest");
+    LOOM_CHECK_FIELD(g.channels() >= 1, "model.mixer.sgconv.channels", g.channels(),
+                     " must be >= 1");
+    LOOM_CHECK_CHOICE(g.postact(), "model.mixer.sgconv.postact", "glu", "none");
+    LOOM_CHECK_FIELD(g.lr() >= 0, "model.mixer.sgconv.lr", g.lr(),
+                     " must be >= 0 (0 means the global one)");
+    LOOM_CHECK_FIELD(g.l_max() >= 0, "model.mixer.sgconv.l_max", g.l_max(), " must be >= 0");
+    LOOM_CHECK_FIELD(g.n_scales() > 0 || g.l_max() > 0 || c.train().seq_len() > 0,
+                     "model.mixer.sgconv.l_max", "is needed to choose the number of scales");
+    LOOM_CHECK_FIELD(m.dtype() != "bfloat16", "model.dtype",
+                     "bfloat16 is not supported with the sgconv mixer");
+  }
   LOOM_CHECK_FIELD(m.mixer().num_heads() >= 1, "model.mixer.num_heads", m.mixer().num_heads(),
                    " must be >= 1");
   const int attn_dim = m.mixer().attn_dim() > 0 ? m.mixer().attn_dim() : m.d_model();

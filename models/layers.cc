@@ -1,6 +1,7 @@
 #include "models/layers.h"
 
 #include <ATen/Functions.h>
+#include <torch/csrc/autograd/grad_mode.h>
 #include <c10/util/Exception.h>
 
 #include <cmath>
@@ -65,6 +66,18 @@ at::Tensor RotaryEmbedding::Apply(const at::Tensor& x) {
   at::Tensor x2 = x.narrow(-1, half, half);
   at::Tensor rotated = at::cat({-x2, x1}, -1);
   return x * cos + rotated * sin;
+}
+
+void InitLinearTorchDefault(LinearLayer& layer) {
+  torch::NoGradGuard no_grad;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(layer.in_features()));
+  layer.weight.uniform_(-bound, bound);
+  if (layer.bias.defined()) layer.bias.uniform_(-bound, bound);
+}
+
+OutputLinear::OutputLinear(int64_t in, int64_t out, at::ScalarType dtype) {
+  linear = register_module("0", std::make_shared<LinearLayer>(in, out, true, 0.02, dtype));
+  InitLinearTorchDefault(*linear);
 }
 
 }  // namespace loom::models

@@ -7,8 +7,20 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
 
 namespace loom::models {
+
+// A parameter with its own optimizer settings (the reference's `_optim` attribute); unset fields
+// take the run's global value. The trainer groups parameters by identical settings.
+struct ParamOptimOverride {
+  std::string name;  // relative to the module that returns it
+  at::Tensor param;
+  std::optional<double> lr;
+  std::optional<double> weight_decay;
+};
 
 // A linear projection y = x W^T + b, whatever the parameterisation of W (dense here; LowRank,
 // BlockDense, BlockShuffle in structured_linear.h). The FFN uses ForwardNoBias and adds the bias
@@ -44,6 +56,18 @@ class LinearLayer : public Projection {
   at::Tensor MergedWeight() override { return weight; }
 
   at::Tensor weight;
+};
+
+// torch.nn.Linear's default initialisation: weight and bias ~ U(±1/sqrt(fan_in)) (kaiming-uniform
+// with a = sqrt(5)), which the S4 and SGConv references keep for their output projections.
+void InitLinearTorchDefault(LinearLayer& layer);
+
+// A torch-default-initialised Linear registered as `0`, so that a module holding it as
+// `output_linear` has the reference's `output_linear.0.{weight,bias}` names (nn.Sequential).
+class OutputLinear : public torch::nn::Module {
+ public:
+  OutputLinear(int64_t in, int64_t out, at::ScalarType dtype);
+  std::shared_ptr<LinearLayer> linear;
 };
 
 class LayerNormLayer : public torch::nn::Module {

@@ -49,13 +49,4 @@ at::Tensor CausalSelfAttention::Forward(const at::Tensor& x) {
   return out_->Forward(y);
 }
 
-std::shared_ptr<Mixer> MakeMixer(const ModelConfig& config, at::ScalarType dtype) {
-  const MixerConfig& m = config.mixer();
-  TORCH_CHECK(m.type() == "attention", "model.mixer.type \"", m.type(), "\" is not implemented");
-  const int64_t attn_dim = m.attn_dim() > 0 ? m.attn_dim() : config.d_model();
-  const int64_t kv = m.num_kv_heads() > 0 ? m.num_kv_heads() : m.num_heads();
-  return std::make_shared<CausalSelfAttention>(config.d_model(), attn_dim, m.num_heads(), kv,
-                                               m.rope_base(), config.init_std(), dtype);
-}
-
 }  // namespace loom::models

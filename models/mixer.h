@@ -1,6 +1,7 @@
 // Sequence mixers: the pluggable token-mixing layer of a residual block.
 //
-// `Mixer` is the interface (attention now; S4, S4D and SGConv later). `CausalSelfAttention` is
+// `Mixer` is the interface (attention here; S4/S4D in s4.h, SGConv in sgconv.h; built from config
+// by mixer_factory.h). `CausalSelfAttention` is
 // the StructuredFFN reference attention: fused QKV projection laid out
 // [q (nq*hd) | k (nkv*hd) | v (nkv*hd)] with bias, RoPE on q and k, causal softmax attention with
 // scale hd^-1/2, output projection attn_dim -> d_model with bias. hd = attn_dim / nq; with
@@ -12,6 +13,7 @@
 #include <torch/nn/module.h>
 
 #include <memory>
+#include <vector>
 
 #include "core/config.pb.h"
 #include "models/layers.h"
@@ -22,6 +24,9 @@ class Mixer : public torch::nn::Module {
  public:
   // x: (batch, seq, d_model) -> (batch, seq, d_model); position t sees only positions <= t.
   virtual at::Tensor Forward(const at::Tensor& x) = 0;
+  // Parameters that do not follow the global optimizer settings (S4's SSM parameters, SGConv's
+  // kernels). Empty by default.
+  virtual std::vector<ParamOptimOverride> OptimOverrides() const { return {}; }
 };
 
 class CausalSelfAttention : public Mixer {
@@ -40,8 +45,6 @@ class CausalSelfAttention : public Mixer {
   std::shared_ptr<LinearLayer> out_;
   RotaryEmbedding rope_;
 };
-
-std::shared_ptr<Mixer> MakeMixer(const ModelConfig& config, at::ScalarType dtype);
 
 }  // namespace loom::models
 

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "models/mixer_factory.h"
+
 namespace loom::models {
 
 ResidualBlock::ResidualBlock(const ModelConfig& config, int layer_index, at::ScalarType dtype) {

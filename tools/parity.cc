@@ -15,6 +15,7 @@
 #include "absl/flags/usage.h"
 #include "data/tokenizer.h"
 #include "tools/parity_cases.h"
+#include "tools/parity_s4_sgconv.h"
 #include "tools/parity_structured_ffn.h"
 
 ABSL_FLAG(std::string, cases, "",
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
   }
   loom::parity::CheckerRegistry registry = loom::parity::DefaultCheckerRegistry();
   loom::parity::RegisterStructuredFfnCheckers(&registry);
+  loom::parity::RegisterS4SgConvCheckers(&registry);
   int passed = 0;
   int failed = 0;
   for (const std::string& file : *files) {

@@ -22,153 +22,13 @@
 #include "models/ffn.h"
 #include "models/layers.h"
 #include "models/structured_linear.h"
+#include "tools/parity_layer_case.h"
 
 namespace loom::parity {
 namespace {
 
 using models::Projection;
 using models::StructuredLinear;
-
-// Raised for malformed cases; becomes a FAIL line with the message.
-struct CaseError {
-  std::string message;
-};
-
-at::Tensor ToTensor(const SafetensorsTensor& t) {
-  at::ScalarType type;
-  size_t size;
-  if (t.dtype == "F64") {
-    type = at::kDouble;
-    size = 8;
-  } else if (t.dtype == "F32") {
-    type = at::kFloat;
-    size = 4;
-  } else if (t.dtype == "I64") {
-    type = at::kLong;
-    size = 8;
-  } else if (t.dtype == "I32") {
-    type = at::kInt;
-    size = 4;
-  } else {
-    throw CaseError{absl::StrCat("tensor ", t.name, " has unsupported dtype ", t.dtype)};
-  }
-  at::Tensor out = at::empty(t.shape, at::TensorOptions().dtype(type));
-  if (static_cast<size_t>(out.numel()) * size != t.data.size()) {
-    throw CaseError{absl::StrCat("tensor ", t.name, " has ", t.data.size(), " bytes for shape")};
-  }
-  std::memcpy(out.data_ptr(), t.data.data(), t.data.size());
-  return type == at::kFloat ? out.to(at::kDouble) : out;
-}
-
-class Case {
- public:
-  explicit Case(const CaseFile& file) : file_(file), st_(*file.safetensors) {
-    auto it = st_.metadata.find("config");
-    if (it == st_.metadata.end()) throw CaseError{"no `config` in __metadata__"};
-    auto parsed = Json::Parse(it->second);
-    if (!parsed.ok()) throw CaseError{absl::StrCat("bad config JSON: ", parsed.status().message())};
-    config_ = *parsed;
-  }
-
-  bool Has(const std::string& name) const { return st_.Find(name) != nullptr; }
-  at::Tensor Get(const std::string& name) const {
-    const SafetensorsTensor* t = st_.Find(name);
-    if (t == nullptr) throw CaseError{absl::StrCat("missing tensor `", name, "`")};
-    return ToTensor(*t);
-  }
-  const Json& Config(const std::string& key) const {
-    const Json* v = config_.Find(key);
-    if (v == nullptr) throw CaseError{absl::StrCat("config lacks `", key, "`")};
-    return *v;
-  }
-  int64_t Int(const std::string& key) const { return Config(key).as_int64(); }
-  bool Bool(const std::string& key, bool def) const {
-    const Json* v = config_.Find(key);
-    return v == nullptr ? def : v->as_bool();
-  }
-  std::string Str(const std::string& key, const std::string& def) const {
-    const Json* v = config_.Find(key);
-    return v == nullptr ? def : v->as_string();
-  }
-  std::vector<std::string> Names(const std::string& prefix) const {
-    std::vector<std::string> out;
-    for (const auto& t : st_.tensors) {
-      if (absl::StartsWith(t.name, prefix)) out.push_back(t.name);
-    }
-    return out;
-  }
-
-  // Records the max error of `got` against tensor `name`.
-  void Compare(const std::string& name, const at::Tensor& got) {
-    at::Tensor ref = Get(name);
-    if (!got.defined()) {
-      failures_.push_back(absl::StrCat(name, ": not computed"));
-      return;
-    }
-    if (got.sizes() != ref.sizes()) {
-      failures_.push_back(absl::StrCat(name, ": shape ", c10::str(got.sizes()), " vs ",
-                                       c10::str(ref.sizes())));
-      return;
-    }
-    const double err = (got.to(at::kDouble) - ref).abs().max().item<double>();
-    const double scale = std::max(1.0, ref.abs().max().item<double>());
-    max_err_ = std::max(max_err_, err / scale);
-    ++compared_;
-    if (!(err <= kStructuredFfnTolerance * scale)) {
-      failures_.push_back(absl::StrFormat("%s: max err %.3g", name, err));
-    }
-  }
-
-  CaseResult Result(const std::string& what) const {
-    CaseResult r;
-    r.file = file_.path;
-    r.description = what;
-    if (compared_ == 0 && failures_.empty()) {
-      r.pass = false;
-      r.detail = "nothing was compared";
-    } else if (failures_.empty()) {
-      r.pass = true;
-      r.detail = absl::StrFormat("max_err=%.2e (%d tensors)", max_err_, compared_);
-    } else {
-      r.pass = false;
-      r.detail = absl::StrCat(failures_.size(), " mismatch(es): ", failures_.front());
-    }
-    return r;
-  }
-
- private:
-  const CaseFile& file_;
-  const SafetensorsFile& st_;
-  Json config_;
-  std::vector<std::string> failures_;
-  double max_err_ = 0;
-  int compared_ = 0;
-};
-
-// Copies every `param.<prefix><name>` into the module's parameter `<name>`; both sides must
-// have exactly the same names.
-void LoadParams(Case& c, torch::nn::Module& module, const std::string& prefix = "") {
-  std::map<std::string, at::Tensor> params;
-  for (const auto& item : module.named_parameters()) params[item.key()] = item.value();
-  at::NoGradGuard no_grad;
-  size_t loaded = 0;
-  for (const std::string& full : c.Names("param." + prefix)) {
-    const std::string name = full.substr(std::strlen("param.") + prefix.size());
-    auto it = params.find(name);
-    if (it == params.end()) throw CaseError{absl::StrCat("Loom has no parameter `", name, "`")};
-    at::Tensor v = c.Get(full);
-    if (v.sizes() != it->second.sizes()) {
-      throw CaseError{absl::StrCat("parameter `", name, "`: golden shape ", c10::str(v.sizes()),
-                                   ", Loom shape ", c10::str(it->second.sizes()))};
-    }
-    it->second.copy_(v);
-    ++loaded;
-  }
-  if (loaded != params.size()) {
-    throw CaseError{absl::StrCat("golden file sets ", loaded, " of Loom's ", params.size(),
-                                 " parameters")};
-  }
-}
 
 void ApplyGuideBuffers(Case& c, StructuredLinear& layer, const std::string& prefix) {
   const int64_t count = c.Get("buffer." + prefix + "count").item<int64_t>();
@@ -177,25 +37,6 @@ void ApplyGuideBuffers(Case& c, StructuredLinear& layer, const std::string& pref
 }
 
 // Forward with `input.x`, backward of sum(y * input.g); compares y, grad.x, grad.param.*.
-void CompareForwardBackward(Case& c, torch::nn::Module& module,
-                            const std::function<at::Tensor(const at::Tensor&)>& forward) {
-  at::Tensor x = c.Get("input.x").requires_grad_(true);
-  at::Tensor y = forward(x);
-  c.Compare("output.y", y.detach());
-  std::vector<at::Tensor> inputs = {x};
-  std::vector<std::string> names = {"grad.x"};
-  for (const auto& item : module.named_parameters()) {
-    if (!item.value().requires_grad()) continue;
-    inputs.push_back(item.value());
-    names.push_back("grad.param." + item.key());
-  }
-  at::Tensor loss = (y * c.Get("input.g")).sum();
-  auto grads = torch::autograd::grad({loss}, inputs, {}, false, false, /*allow_unused=*/true);
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (c.Has(names[i])) c.Compare(names[i], grads[i]);
-  }
-}
-
 std::shared_ptr<Projection> BuildProjection(const std::string& method, int64_t in, int64_t out,
                                             const Case& c, bool bias) {
   const int64_t rank = (method == "lowrank" || method == "blockdense") ? c.Int("rank") : 0;
@@ -315,44 +156,22 @@ void CheckLrSchedule(Case& c) {
   c.Compare("output.lr", got);
 }
 
-std::vector<CaseResult> Run(const CaseFile& file, const std::function<void(Case&)>& check) {
-  const std::string layer = file.kind.substr(std::strlen("layer:"));
-  std::string description = layer;
-  try {
-    Case c(file);
-    check(c);
-    return {c.Result(description)};
-  } catch (const CaseError& e) {
-    CaseResult r;
-    r.file = file.path;
-    r.description = description;
-    r.detail = e.message;
-    return {r};
-  } catch (const c10::Error& e) {
-    CaseResult r;
-    r.file = file.path;
-    r.description = description;
-    r.detail = e.what_without_backtrace();
-    return {r};
-  }
-}
-
 }  // namespace
 
 void RegisterStructuredFfnCheckers(CheckerRegistry* registry) {
   for (const char* base : {"CustomLinear", "LowRank", "BlockDense", "BlockShuffle"}) {
     const std::string name = base;
     registry->Register("layer:" + name, [name](const CaseFile& f, const ParityOptions&) {
-      return Run(f, [&](Case& c) { CheckLayer(c, name); });
+      return Run(f, kStructuredFfnTolerance, [&](Case& c) { CheckLayer(c, name); });
     });
     if (name != "CustomLinear") {
       registry->Register("layer:" + name + "+SelfGuided",
                          [name](const CaseFile& f, const ParityOptions&) {
-                           return Run(f, [&](Case& c) { CheckLayer(c, name + "+SelfGuided"); });
+                           return Run(f, kStructuredFfnTolerance, [&](Case& c) { CheckLayer(c, name + "+SelfGuided"); });
                          });
       registry->Register("layer:" + name + " (initialization only)",
                          [name](const CaseFile& f, const ParityOptions&) {
-                           return Run(f, [&](Case& c) { CheckInit(c, name); });
+                           return Run(f, kStructuredFfnTolerance, [&](Case& c) { CheckInit(c, name); });
                          });
     }
   }
@@ -361,15 +180,15 @@ void RegisterStructuredFfnCheckers(CheckerRegistry* registry) {
     for (const std::string suffix : {"", "+SelfGuided"}) {
       const std::string name = std::string(mlp) + suffix;
       registry->Register("layer:" + name, [name](const CaseFile& f, const ParityOptions&) {
-        return Run(f, [&](Case& c) { CheckFfn(c, name); });
+        return Run(f, kStructuredFfnTolerance, [&](Case& c) { CheckFfn(c, name); });
       });
     }
   }
   registry->Register("layer:SelfGuidedAlphaSchedule", [](const CaseFile& f, const ParityOptions&) {
-    return Run(f, CheckAlphaSchedule);
+    return Run(f, kStructuredFfnTolerance, CheckAlphaSchedule);
   });
   registry->Register("layer:LRSchedule(_CosineAnnealingLR)",
-                     [](const CaseFile& f, const ParityOptions&) { return Run(f, CheckLrSchedule); });
+                     [](const CaseFile& f, const ParityOptions&) { return Run(f, kStructuredFfnTolerance, CheckLrSchedule); });
 }
 
 }  // namespace loom::parity
