@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <string>
+#include <utility>
 
 namespace loom {
 namespace {
@@ -40,6 +41,54 @@ int64_t LinearWeights(const FfnConfig& ffn, const std::string& type, int64_t in,
   return in * out;  // dense
 }
 
+bool IsConvolutionalMixer(const ModelConfig& m) {
+  const std::string& t = m.mixer().type();
+  return t == "s4" || t == "s4d" || t == "sgconv";
+}
+
+// Width of the S4 / SGConv output projection: C*H -> 2H (GLU) or H.
+std::pair<int64_t, int64_t> ConvMixerProjection(const ModelConfig& m) {
+  const int64_t d = m.d_model();
+  if (m.mixer().type() == "sgconv") {
+    const SgConvConfig& g = m.mixer().sgconv();
+    return {g.channels() * d, g.postact() == "glu" ? 2 * d : d};
+  }
+  const S4Config& s4 = m.mixer().s4();
+  return {s4.channels() * d, s4.final_act() == "glu" ? 2 * d : d};
+}
+
+// Trainable parameters of one S4 / S4D / SGConv mixer (models/s4.h, models/sgconv.h).
+int64_t ConvMixerParams(const ModelConfig& m) {
+  const int64_t d = m.d_model();
+  const auto [in, out] = ConvMixerProjection(m);
+  const int64_t projection = in * out + out;
+  if (m.mixer().type() == "sgconv") {
+    const SgConvConfig& g = m.mixer().sgconv();
+    const int64_t ck = g.channels() * (g.bidirectional() ? 2 : 1);
+    int64_t scales = g.n_scales();
+    if (scales == 0) {
+      const double l_max = g.l_max();
+      int64_t up = 0;  // ceil(log2(l_max / kernel_dim)), exactly
+      while ((g.kernel_dim() << up) < l_max) ++up;
+      scales = 1 + up - g.init_scale();
+    }
+    const bool decay = g.mode().find("learnable") != std::string::npos &&
+                       g.mode().find("fixed") == std::string::npos;
+    return g.channels() * d + scales * ck * d * g.kernel_dim() + (decay ? d : 0) + projection;
+  }
+  const S4Config& s4 = m.mixer().s4();
+  const int64_t n = s4.d_state() / 2;
+  const int64_t ssm = s4.n_ssm() > 0 ? s4.n_ssm() : d;
+  const int64_t ck = s4.channels() * (s4.bidirectional() ? 2 : 1);
+  int64_t p = s4.channels() * d        // D
+              + d                      // inv_dt (tied)
+              + 2 * ssm * n            // A_real, A_imag
+              + 2 * ssm * n            // B (complex)
+              + 2 * ck * d * n;        // C (complex)
+  if (m.mixer().type() == "s4") p += 2 * s4.rank() * ssm * n;  // P (complex)
+  return p + projection;
+}
+
 bool IsStructuredBlock(const FfnConfig& ffn, int64_t layer) {
   if (ffn.type() == "dense" || ffn.type().empty()) return false;
   return !(layer == 0 && ffn.first_layer_dense());
@@ -51,9 +100,15 @@ Int128 ForwardExact(const ModelConfig& m, int64_t seq_len, int64_t tokens, bool 
   const ModelCounts c = CountParameters(m, guides);
   const Int128 t = tokens;
   const Int128 head_dim = s.attn / s.nq;
-  const Int128 attn_per_layer = 2 * t * s.attn * s.d             // Q and O projections
-                                + 2 * t * head_dim * s.nkv * s.d  // K and V projections
-                                + 2 * t * seq_len * s.attn;       // QK^T and A V, full s x s
+  Int128 attn_per_layer = 2 * t * s.attn * s.d             // Q and O projections
+                          + 2 * t * head_dim * s.nkv * s.d  // K and V projections
+                          + 2 * t * seq_len * s.attn;       // QK^T and A V, full s x s
+  if (IsConvolutionalMixer(m)) {
+    // Matmul FLOPs only (the convention): the output projection. The FFT convolution and the
+    // kernel construction are not matmuls and are not counted.
+    const auto [in, out] = ConvMixerProjection(m);
+    attn_per_layer = t * in * out;  // multiply-adds; doubled below
+  }
   return 2 * s.layers * attn_per_layer + 2 * t * (c.ffn_params + c.guide_params) +
          2 * t * s.vocab * s.d;
 }
@@ -113,7 +168,7 @@ ModelCounts CountParameters(const ModelConfig& m, bool include_guides) {
   const int64_t head_dim = s.attn / s.nq;
   const int64_t qkv_out = (s.nq + 2 * s.nkv) * head_dim;
   const int64_t attn_per_layer = s.d * qkv_out + qkv_out + s.attn * s.d + s.d;
-  c.attention_params = s.layers * attn_per_layer;
+  c.attention_params = s.layers * (IsConvolutionalMixer(m) ? ConvMixerParams(m) : attn_per_layer);
   c.norm_params = (2 * s.layers + 1) * 2 * s.d;
   c.ffn_bias_params = s.layers * (s.fc1_out + s.d);
   const int64_t dense_layer = s.d * s.fc1_out + s.f * s.d;

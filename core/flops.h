@@ -40,7 +40,8 @@ namespace loom {
 struct ModelCounts {
   int64_t params = 0;            // everything below, guides only if include_guides
   int64_t embedding_params = 0;  // V * d (tied LM head counted once)
-  int64_t attention_params = 0;  // QKV + out projections, weights and biases, all layers
+  int64_t attention_params = 0;  // sequence mixers, all layers: attention QKV + out
+                                 // projections (weights, biases), or S4 / SGConv layers
   int64_t ffn_params = 0;        // FFN weight matrices (structured factors), all layers
   int64_t ffn_bias_params = 0;   // fc1 + fc2 biases, all layers
   int64_t norm_params = 0;       // LayerNorm weights + biases (2 per block + final)

@@ -11,6 +11,7 @@
 #include <map>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -83,6 +84,24 @@ std::string HumanCount(double v) {
   if (v >= 1e6) return absl::StrFormat("%.2fM", v / 1e6);
   if (v >= 1e3) return absl::StrFormat("%.1fk", v / 1e3);
   return absl::StrFormat("%.0f", v);
+}
+
+// An optimizer override's group: name (stable, it keys checkpoints), lr relative to the run's
+// peak lr, weight decay.
+struct ParamGroupKey {
+  std::string name;
+  double lr_scale = 1.0;
+  std::optional<double> weight_decay;
+};
+
+ParamGroupKey OverrideGroup(const models::ParamOptimOverride& o, const OptimizerConfig& opt) {
+  ParamGroupKey k;
+  const double lr = o.lr.value_or(opt.lr());
+  k.lr_scale = opt.lr() > 0 ? lr / opt.lr() : 1.0;
+  k.weight_decay = o.weight_decay;
+  k.name = absl::StrCat("override:lr=", o.lr ? absl::StrCat(*o.lr) : "global", ",wd=",
+                        o.weight_decay ? absl::StrCat(*o.weight_decay) : "global");
+  return k;
 }
 
 // run_dir/model.safetensors: every parameter under its module-tree name, as float32/float64.
@@ -165,15 +184,34 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
   auto trainer = std::unique_ptr<Trainer>(new Trainer(std::move(s)));
   trainer->SetupSelfGuided();
   State* st = trainer->state_.get();
-  // Two parameter groups so that the guides can be dropped after their phase. Weight decay on
-  // every parameter, as the reference (AdamW, one setting for all).
+  // Parameter groups: "model"; "guides", so that the guides can be dropped after their phase;
+  // and one group per distinct optimizer override of the sequence mixers (S4's SSM parameters,
+  // SGConv's kernels), named after its settings, as the S4 reference groups by `_optim`.
+  // Weight decay on every other parameter, as the StructuredFFN reference.
+  std::map<const c10::TensorImpl*, ParamGroupKey> overrides;
+  for (const models::ParamOptimOverride& o : st->model->OptimOverrides()) {
+    if (!o.lr && !o.weight_decay) continue;  // nothing overridden: the model group
+    overrides[o.param.unsafeGetTensorImpl()] = OverrideGroup(o, c.optimizer());
+  }
+  std::map<std::string, parallel::ParamGroupSpec> override_groups;
   std::vector<at::Tensor> model_params, guide_params;
   for (const auto& item : st->model->named_parameters()) {
     const at::Tensor& p = item.value();
+    if (!p.requires_grad()) continue;
     bool is_guide = false;
     for (const auto& layer : st->guided_layers) is_guide |= p.is_same(layer->guide_linear);
-    (is_guide ? guide_params : model_params).push_back(p);
-    st->group_param_names[is_guide ? "guides" : "model"].push_back(item.key());
+    auto o = overrides.find(p.unsafeGetTensorImpl());
+    if (is_guide || o == overrides.end()) {
+      (is_guide ? guide_params : model_params).push_back(p);
+      st->group_param_names[is_guide ? "guides" : "model"].push_back(item.key());
+      continue;
+    }
+    parallel::ParamGroupSpec& g = override_groups[o->second.name];
+    g.name = o->second.name;
+    g.lr_scale = o->second.lr_scale;
+    g.weight_decay = o->second.weight_decay;
+    g.params.push_back(p);
+    st->group_param_names[g.name].push_back(item.key());
   }
   parallel::DataParallel::Options dpo;
   dpo.zero_stage = c.optimizer().zero_stage();
@@ -185,9 +223,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
   dpo.eps = c.optimizer().eps();
   dpo.weight_decay = c.optimizer().weight_decay();
   if (c.model().dtype() == "bfloat16") dpo.compute_dtype = at::kBFloat16;
-  LOOM_ASSIGN_OR_RETURN(st->dp, parallel::DataParallel::Create(
-                                    comm, {{"model", model_params}, {"guides", guide_params}},
-                                    dpo));
+  std::vector<parallel::ParamGroupSpec> groups = {{"model", model_params},
+                                                  {"guides", guide_params}};
+  for (auto& [name, g] : override_groups) groups.push_back(std::move(g));
+  LOOM_ASSIGN_OR_RETURN(st->dp, parallel::DataParallel::Create(comm, std::move(groups), dpo));
   LOOM_RETURN_IF_ERROR(st->dp->BroadcastParameters());
   if (resume_dir) LOOM_RETURN_IF_ERROR(trainer->ResumeFromCheckpoint(*resume_dir));
   // MFU denominator: given, else (CPU training) measured. GPU names map through GpuPeakFlops()
@@ -258,6 +297,9 @@ absl::Status WriteFinalWeights(const Trainer::State& s) {
     out.shape = v.sizes().vec();
     out.data.assign(static_cast<const char*>(v.data_ptr()), v.nbytes());
     tensors.push_back(std::move(out));
+  }
+  for (const auto& [name, buffer] : s.model->FunctionBuffers()) {
+    tensors.push_back(TensorToSafetensors(name, buffer));
   }
   return WriteSafetensors(s.run_dir + "/model.safetensors", tensors,
                           {{"format", "loom-final-weights"}, {"config_name", s.config.name()}});
@@ -357,6 +399,9 @@ absl::Status Trainer::SaveCheckpoint(int64_t steps_done, double interval_loss,
       }
       optimizer.push_back(Int64Tensor("step/" + g.name, {g.adam_step}));
     }
+    for (const auto& [name, buffer] : s.model->FunctionBuffers()) {
+      model.push_back(TensorToSafetensors(name, buffer));
+    }
     const std::map<std::string, std::string> meta = {{"format", "loom-checkpoint"},
                                                      {"step", absl::StrCat(steps_done)}};
     LOOM_RETURN_IF_ERROR(WriteCheckpointFile(dir, "model.safetensors", model, meta));
@@ -394,6 +439,21 @@ absl::Status Trainer::ResumeFromCheckpoint(const std::string& dir) {
     }
   }
   const int64_t step = ckpt.manifest.step();
+  {
+    at::NoGradGuard no_grad;
+    for (const auto& [name, buffer] : s.model->FunctionBuffers()) {
+      const SafetensorsTensor* t = ckpt.Find("model.safetensors", name);
+      if (t == nullptr) {
+        return absl::DataLossError(absl::StrCat(dir, "/model.safetensors: no buffer ", name));
+      }
+      LOOM_ASSIGN_OR_RETURN(at::Tensor v, SafetensorsToTensor(*t));
+      if (v.sizes() != buffer.sizes()) {
+        return absl::DataLossError(absl::StrCat(dir, "/model.safetensors: buffer ", name,
+                                                " has the wrong shape"));
+      }
+      const_cast<at::Tensor&>(buffer).copy_(v);
+    }
+  }
   // Self-guided state as of `step` (guides dropped if the guided phase had ended).
   if (step > 0) AdvanceSelfGuided(step - 1);
   std::vector<parallel::GroupTrainingState> groups;

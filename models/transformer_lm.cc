@@ -83,4 +83,25 @@ std::vector<std::shared_ptr<StructuredLinear>> TransformerLm::StructuredLayers()
   return out;
 }
 
+std::vector<ParamOptimOverride> TransformerLm::OptimOverrides() const {
+  std::vector<ParamOptimOverride> out;
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    for (ParamOptimOverride p : blocks_[i]->mixer().OptimOverrides()) {
+      p.name = "blocks." + std::to_string(i) + ".mixer." + p.name;
+      out.push_back(std::move(p));
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> TransformerLm::FunctionBuffers() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    for (const auto& item : blocks_[i]->mixer().named_buffers()) {
+      out.emplace_back("blocks." + std::to_string(i) + ".mixer." + item.key(), item.value());
+    }
+  }
+  return out;
+}
+
 }  // namespace loom::models

@@ -15,6 +15,8 @@
 #include <torch/nn/modules/container/modulelist.h>
 
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/config.pb.h"
@@ -29,6 +31,7 @@ class ResidualBlock : public torch::nn::Module {
   ResidualBlock(const ModelConfig& config, int layer_index, at::ScalarType dtype);
   at::Tensor Forward(const at::Tensor& h);
   Ffn& ffn() { return *ffn_; }
+  Mixer& mixer() const { return *mixer_; }
 
  private:
   std::shared_ptr<LayerNormLayer> ln1_;
@@ -55,6 +58,14 @@ class TransformerLm : public torch::nn::Module {
 
   const ModelConfig& config() const { return config_; }
   int64_t NumParameters() const;
+  // Parameters with their own optimizer settings (the S4 / SGConv mixers' kernels), named from
+  // the model root.
+  std::vector<ParamOptimOverride> OptimOverrides() const;
+  // Buffers that are part of the function the model computes (S4's `l_kernel`, which C-tilde is
+  // tuned to; SGConv's frozen `kernel_norm`, `multiplier`, fixed `decay`), named from the model
+  // root. Checkpoints and exported weights carry them; training-schedule state (the self-guided
+  // ratio) is not among them.
+  std::vector<std::pair<std::string, at::Tensor>> FunctionBuffers() const;
   // Every structured linear layer, block by block, fc1 before fc2.
   std::vector<std::shared_ptr<StructuredLinear>> StructuredLayers();
 

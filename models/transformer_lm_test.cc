@@ -7,6 +7,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "core/flops.h"
 #include "models/registry.h"
 
 namespace loom::models {
@@ -41,6 +42,39 @@ TEST(TransformerLmTest, ParameterNamesFollowTheModuleTree) {
   const int64_t d = 8, f = 16, L = 2, V = 23;
   EXPECT_EQ((*model)->NumParameters(),
             V * d + L * (4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d) + 2 * d);
+}
+
+// The same decoder with each convolutional mixer: causal, parameter count as the FLOP accounting
+// computes it, optimizer overrides and function buffers named from the model root.
+TEST(TransformerLmTest, ConvolutionalMixersPlugIntoTheBlock) {
+  for (const std::string type : {"s4", "s4d", "sgconv"}) {
+    SCOPED_TRACE(type);
+    ModelConfig c = TinyConfig();
+    c.mutable_mixer()->set_type(type);
+    c.mutable_mixer()->mutable_s4()->set_d_state(8);
+    c.mutable_mixer()->mutable_s4()->set_l_max(6);
+    c.mutable_mixer()->mutable_sgconv()->set_kernel_dim(2);
+    c.mutable_mixer()->mutable_sgconv()->set_l_max(6);
+    auto built = BuildLanguageModel(c, 5);
+    ASSERT_TRUE(built.ok()) << built.status();
+    auto model = *built;
+    EXPECT_EQ(model->NumParameters(), CountParameters(c).params);
+    at::Tensor tokens = at::randint(0, 23, {2, 6}, at::kLong);
+    at::Tensor changed = tokens.clone();
+    changed.index_put_({at::indexing::Slice(), 4}, (tokens.select(1, 4) + 1) % 23);
+    at::Tensor a = model->Logits(tokens), b = model->Logits(changed);
+    EXPECT_TRUE(at::allclose(a.narrow(1, 0, 4), b.narrow(1, 0, 4), 0, 1e-12));
+    EXPECT_FALSE(at::allclose(a.narrow(1, 4, 2), b.narrow(1, 4, 2), 0, 1e-6));
+    const auto overrides = model->OptimOverrides();
+    ASSERT_FALSE(overrides.empty());
+    EXPECT_EQ(overrides.front().name.rfind("blocks.0.mixer.", 0), 0u) << overrides.front().name;
+    const auto buffers = model->FunctionBuffers();
+    EXPECT_EQ(buffers.empty(), type == "s4d");  // S4D's kernel is a function of its parameters
+    if (type == "s4") {
+      EXPECT_EQ(buffers.front().first, "blocks.0.mixer.layer.kernel.l_kernel");
+      EXPECT_EQ(buffers.front().second.item<int64_t>(), 6);
+    }
+  }
 }
 
 TEST(TransformerLmTest, SameSeedSameWeights) {

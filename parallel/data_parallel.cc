@@ -27,6 +27,8 @@ struct DataParallel::Bucket {
 
 struct DataParallel::Group {
   std::string name;
+  double lr_scale = 1.0;
+  double weight_decay = 0.0;
   std::vector<at::Tensor> params;
   std::vector<at::Tensor> master_views;  // mixed precision: each param's view of flat_param
   std::vector<int64_t> offsets;          // each param's offset in the flat buffers
@@ -84,6 +86,8 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
     auto g = std::make_unique<Group>();
     g->name = spec.name;
     g->params = spec.params;
+    g->lr_scale = spec.lr_scale;
+    g->weight_decay = spec.weight_decay.value_or(options.weight_decay);
     const at::TensorOptions topt = spec.params.front().options();
     for (const at::Tensor& p : spec.params) {
       if (mixed && p.scalar_type() != at::kFloat) {
@@ -174,13 +178,23 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
 }
 
 void DataParallel::RebuildOptimizer() {
+  // One AdamW parameter group per DataParallel group, in the same order (Step relies on it).
   std::vector<at::Tensor> all;
-  for (auto& g : groups_) all.insert(all.end(), g->opt_params.begin(), g->opt_params.end());
+  std::vector<torch::optim::OptimizerParamGroup> param_groups;
+  for (auto& g : groups_) {
+    all.insert(all.end(), g->opt_params.begin(), g->opt_params.end());
+    param_groups.emplace_back(g->opt_params,
+                              std::make_unique<torch::optim::AdamWOptions>(
+                                  torch::optim::AdamWOptions(1e-3)
+                                      .betas({options_.beta1, options_.beta2})
+                                      .eps(options_.eps)
+                                      .weight_decay(g->weight_decay)));
+  }
   auto fresh = std::make_unique<torch::optim::AdamW>(
-      all, torch::optim::AdamWOptions(1e-3)
-               .betas({options_.beta1, options_.beta2})
-               .eps(options_.eps)
-               .weight_decay(options_.weight_decay));
+      std::move(param_groups), torch::optim::AdamWOptions(1e-3)
+                                   .betas({options_.beta1, options_.beta2})
+                                   .eps(options_.eps)
+                                   .weight_decay(options_.weight_decay));
   if (optimizer_ != nullptr) {  // keep the state of the tensors that remain
     for (const at::Tensor& t : all) {
       auto it = optimizer_->state().find(t.unsafeGetTensorImpl());
@@ -291,8 +305,10 @@ absl::StatusOr<double> DataParallel::ClipGradNorm(double max_norm) {
 }
 
 absl::Status DataParallel::Step(double lr) {
-  for (auto& group : optimizer_->param_groups()) {
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  auto& param_groups = optimizer_->param_groups();
+  for (size_t i = 0; i < param_groups.size(); ++i) {
+    static_cast<torch::optim::AdamWOptions&>(param_groups[i].options())
+        .lr(lr * groups_[i]->lr_scale);
   }
   optimizer_->step();
   if (options_.zero_stage == 1 && comm_->world_size() > 1) {

@@ -40,8 +40,8 @@
 
 #include <memory>
 #include <optional>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -62,6 +62,10 @@ struct GroupTrainingState {
 struct ParamGroupSpec {
   std::string name;
   std::vector<at::Tensor> params;  // leaf tensors that require grad, in module (forward) order
+  // The group's learning rate is Step(lr)'s lr times lr_scale (so it follows the same schedule);
+  // weight decay, when set, replaces Options::weight_decay for the group.
+  double lr_scale = 1.0;
+  std::optional<double> weight_decay;
 };
 
 // Sizes of the per-rank state, for memory planning and tests.

@@ -64,13 +64,32 @@ void RunCase(const Case& c) {
   at::Tensor ys = at::randn({steps, global, 4}, at::kDouble);
 
   Net ref(7), net(7 + R);  // ranks start different: BroadcastParameters must fix that
-  torch::optim::AdamW ref_opt(ref.All(), torch::optim::AdamWOptions(0.01).weight_decay(0.1));
+  // The output layer is a group with its own settings (half the learning rate, no weight decay),
+  // as S4's SSM parameters are.
+  std::vector<torch::optim::OptimizerParamGroup> ref_groups;
+  ref_groups.emplace_back(
+      std::vector<at::Tensor>{ref.params[0], ref.params[1], ref.params[2], ref.params[3],
+                              ref.guide},
+      std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(0.01).weight_decay(0.1)));
+  ref_groups.emplace_back(std::vector<at::Tensor>{ref.params[4], ref.params[5]},
+                          std::make_unique<torch::optim::AdamWOptions>(
+                              torch::optim::AdamWOptions(0.01).weight_decay(0.0)));
+  torch::optim::AdamW ref_opt(std::move(ref_groups), torch::optim::AdamWOptions(0.01));
   DataParallel::Options opt;
   opt.zero_stage = c.zero_stage;
   opt.bucket_bytes = c.bucket_bytes;
   opt.overlap = c.overlap;
   opt.weight_decay = 0.1;
-  auto dp = DataParallel::Create(Comm(), {{"model", net.params}, {"guide", {net.guide}}}, opt);
+  ParamGroupSpec head{"head", {net.params[4], net.params[5]}};
+  head.lr_scale = 0.5;
+  head.weight_decay = 0.0;
+  auto dp = DataParallel::Create(
+      Comm(),
+      {{"model", {net.params[0], net.params[1], net.params[2], net.params[3]}},
+       {"guide", {net.guide}},
+       head},
+      opt);
   ASSERT_TRUE(dp.ok()) << dp.status();
   ASSERT_TRUE((*dp)->BroadcastParameters().ok());
   const double clip = 0.5;
@@ -99,7 +118,8 @@ void RunCase(const Case& c) {
         }
       }
     }
-    for (auto& g : ref_opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    static_cast<torch::optim::AdamWOptions&>(ref_opt.param_groups()[0].options()).lr(lr);
+    static_cast<torch::optim::AdamWOptions&>(ref_opt.param_groups()[1].options()).lr(0.5 * lr);
     ref_opt.step();
     // Data-parallel: this rank's rows, in micro-batches.
     (*dp)->ZeroGrad();

@@ -354,6 +354,16 @@ absl::Status LoadWeights(models::TransformerLm& model, const SafetensorsFile& f,
     }
     item.value().copy_(x);
   }
+  for (auto& [name, buffer] : model.FunctionBuffers()) {
+    const SafetensorsTensor* t = f.Find(name);
+    if (t == nullptr) return absl::NotFoundError(absl::StrCat(what, ": no buffer ", name));
+    LOOM_ASSIGN_OR_RETURN(at::Tensor x, SafetensorsToTensor(*t));
+    if (x.sizes() != buffer.sizes()) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": buffer ", name, " has shape ",
+                                                     Shape(t->shape)));
+    }
+    buffer.copy_(x);
+  }
   return absl::OkStatus();
 }
 
