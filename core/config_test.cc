@@ -147,6 +147,43 @@ absl::Status ValidateWith(std::vector<std::string> overrides) {
   return ValidateRunConfig(c);
 }
 
+TEST(ConfigTest, ConvolutionalMixerSettingsAreValidated) {
+  EXPECT_TRUE(ValidateWith({"model.mixer.type=s4"}).ok());
+  EXPECT_TRUE(ValidateWith({"model.mixer.type=sgconv"}).ok());
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"model.mixer.type=s4", "model.mixer.s4.d_state=7"}, "model.mixer.s4.d_state"},
+      {{"model.mixer.type=s4", "model.mixer.s4.n_ssm=3"}, "model.mixer.s4.n_ssm"},
+      {{"model.mixer.type=s4", "model.mixer.s4.init=legt"}, "model.mixer.s4.rank"},
+      {{"model.mixer.type=s4", "model.mixer.s4.init=chebyshev"}, "model.mixer.s4.init"},
+      {{"model.mixer.type=s4d", "model.mixer.s4.init=fout"}, "model.mixer.s4.init"},
+      {{"model.mixer.type=s4d", "model.mixer.s4.disc=euler"}, "model.mixer.s4.disc"},
+      {{"model.mixer.type=s4", "model.mixer.s4.dt_min=0.5"}, "model.mixer.s4.dt_min"},
+      {{"model.mixer.type=s4", "model.mixer.s4.dt_transform=tanh"}, "model.mixer.s4.dt_transform"},
+      {{"model.mixer.type=s4", "model.mixer.s4.final_act=relu"}, "model.mixer.s4.final_act"},
+      {{"model.mixer.type=s4", "model.dtype=bfloat16"}, "model.dtype"},
+      {{"model.mixer.type=sgconv", "model.mixer.sgconv.mode=sum_randn"}, "model.mixer.sgconv.mode"},
+      {{"model.mixer.type=sgconv", "model.mixer.sgconv.kernel_dim=0"}, "model.mixer.sgconv.kernel_dim"},
+      {{"model.mixer.type=sgconv", "model.mixer.sgconv.decay_min=0"}, "model.mixer.sgconv.decay_min"},
+      {{"model.mixer.type=sgconv", "model.mixer.sgconv.postact=tanh"}, "model.mixer.sgconv.postact"}};
+  for (const auto& [overrides, field] : bad) {
+    absl::Status s = ValidateWith(overrides);
+    EXPECT_FALSE(s.ok()) << overrides.back();
+    EXPECT_THAT(s.message(), HasSubstr(field)) << overrides.back();
+  }
+}
+
+TEST(ConfigTest, ConvolutionalMixersTuneToTheTrainingLength) {
+  RunConfig c = Valid();
+  ASSERT_TRUE(ApplyOverride("model.mixer.type=s4", &c).ok());
+  ASSERT_TRUE(ResolveDefaults(&c).ok());
+  EXPECT_EQ(c.model().mixer().s4().l_max(), c.train().seq_len());
+  EXPECT_EQ(c.model().mixer().s4().init(), "legs");
+  RunConfig d = Valid();
+  ASSERT_TRUE(ApplyOverride("model.mixer.type=s4d", &d).ok());
+  ASSERT_TRUE(ResolveDefaults(&d).ok());
+  EXPECT_EQ(d.model().mixer().s4().init(), "diag-inv");
+}
+
 TEST(ConfigTest, StructuredShapesMustDivide) {
   // d_model 256, hidden 1024 by default.
   EXPECT_TRUE(ValidateWith({"model.ffn.type=lowrank", "model.ffn.rank=64"}).ok());

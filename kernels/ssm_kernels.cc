@@ -84,86 +84,173 @@ Cx<T>* CxData(at::Tensor& t) {
 }
 
 // ---- CPU: Cauchy ----------------------------------------------------------------------------
-// Forward, parallel over (h, node tile): the two reciprocals of a (node, state) pair are shared
-// by all M rows, so they are computed once and the rows accumulate them.
-constexpr int64_t kNodeTile = 64;
+// Both passes work on structure-of-arrays copies (real and imaginary parts in separate rows) so
+// that the loops over nodes vectorise; the two reciprocals of a (node, state) pair are shared by
+// all M rows. With a = 1/(z - w) and b = 1/(z - conj w):
+//   v a + conj(v) b = (vr (ar+br) - vi (ai-bi)) + i (vr (ai+bi) + vi (ar-br))
+//   g conj(a) + conj(g) b = (gr (ar+br) + gi (ai+bi)) + i (gi (ar-br) - gr (ai-bi))
+// and the same with a^2, b^2 for the pole gradient.
+constexpr int64_t kNodeTile = 128;
+
+#define LOOM_SSM_VECTOR_CLONES \
+  __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+
+// Sums and differences of the two reciprocals for nodes [0, n): P = a + b, Q = a - b.
+template <typename T>
+LOOM_SSM_VECTOR_CLONES void PairReciprocals(const T* zr, const T* zi, T wr, T wi, int64_t n,
+                                            T* pr, T* pi, T* qr, T* qi) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T dr = zr[j] - wr, d1 = zi[j] - wi, d2 = zi[j] + wi;
+    const T s1 = T(1) / (dr * dr + d1 * d1), s2 = T(1) / (dr * dr + d2 * d2);
+    const T ar = dr * s1, ai = -d1 * s1, br = dr * s2, bi = -d2 * s2;
+    pr[j] = ar + br;
+    pi[j] = ai + bi;
+    qr[j] = ar - br;
+    qi[j] = ai - bi;
+  }
+}
+
+template <typename T>
+LOOM_SSM_VECTOR_CLONES void AccumulateRow(T vr, T vi, const T* pr, const T* pi, const T* qr,
+                                          const T* qi, int64_t n, T* acc_re, T* acc_im) {
+  for (int64_t j = 0; j < n; ++j) {
+    acc_re[j] += vr * pr[j] - vi * qi[j];
+    acc_im[j] += vr * pi[j] + vi * qr[j];
+  }
+}
 
 template <typename T>
 void CauchyForwardCpu(const at::Tensor& v, const at::Tensor& z, const at::Tensor& w,
                       at::Tensor& r) {
   const int64_t M = v.size(0), H = v.size(1), N = v.size(2), K = z.size(0);
+  const at::Tensor zre = at::real(z).contiguous(), zim = at::imag(z).contiguous();
+  const T* zr = zre.data_ptr<T>();
+  const T* zi = zim.data_ptr<T>();
   const Cx<T>* vp = CxData<T>(v);
-  const Cx<T>* zp = CxData<T>(z);
   const Cx<T>* wp = CxData<T>(w);
   Cx<T>* rp = CxData<T>(r);
   const int64_t tiles = (K + kNodeTile - 1) / kNodeTile;
   at::parallel_for(0, H * tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Cx<T>> acc(M * kNodeTile);
+    std::vector<T> acc(2 * M * kNodeTile), pq(4 * kNodeTile);
+    T *pr = pq.data(), *pi = pr + kNodeTile, *qr = pi + kNodeTile, *qi = qr + kNodeTile;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t h = task / tiles, k0 = (task % tiles) * kNodeTile;
       const int64_t nk = std::min(kNodeTile, K - k0);
-      std::fill(acc.begin(), acc.end(), Cx<T>{0, 0});
+      std::fill(acc.begin(), acc.end(), T(0));
       for (int64_t n = 0; n < N; ++n) {
         const Cx<T> wn = wp[h * N + n];
-        for (int64_t j = 0; j < nk; ++j) {
-          const Cx<T> zk = zp[k0 + j];
-          const Cx<T> a = Recip<T>(zk.re - wn.re, zk.im - wn.im);
-          const Cx<T> b = Recip<T>(zk.re - wn.re, zk.im + wn.im);
-          for (int64_t m = 0; m < M; ++m) {
-            const Cx<T> vm = vp[(m * H + h) * N + n];
-            const Cx<T> t = Mul(vm, a), u = Mul(Conj(vm), b);
-            acc[m * kNodeTile + j].re += t.re + u.re;
-            acc[m * kNodeTile + j].im += t.im + u.im;
-          }
+        PairReciprocals<T>(zr + k0, zi + k0, wn.re, wn.im, nk, pr, pi, qr, qi);
+        for (int64_t m = 0; m < M; ++m) {
+          const Cx<T> vm = vp[(m * H + h) * N + n];
+          T* re = acc.data() + 2 * m * kNodeTile;
+          AccumulateRow<T>(vm.re, vm.im, pr, pi, qr, qi, nk, re, re + kNodeTile);
         }
       }
       for (int64_t m = 0; m < M; ++m) {
-        std::copy(acc.begin() + m * kNodeTile, acc.begin() + m * kNodeTile + nk,
-                  rp + (m * H + h) * K + k0);
+        const T* re = acc.data() + 2 * m * kNodeTile;
+        Cx<T>* out = rp + (m * H + h) * K + k0;
+        for (int64_t j = 0; j < nk; ++j) out[j] = {re[j], re[kNodeTile + j]};
       }
     }
   });
 }
 
+// Per state entry (h, n) and row m, the four sums over nodes
+//   S1 = sum_k g conj(a) + conj(g) b,   S2 = sum_k g conj(a)^2 + conj(g) b^2.
+// Without -ffast-math a scalar reduction cannot be vectorised (that would reorder the sum), so
+// the sums run in kLanes independent lanes (node k goes to lane k % kLanes), added up at the end
+// in a fixed order: vectorised and deterministic. The reciprocals of a chunk of nodes are
+// computed once and shared by the M rows.
+constexpr int64_t kLanes = 16;
+
+// Reciprocal terms of nodes [k0, k0 + kLanes) (zero past K): for S1 (a, b) and S2 (a^2, b^2),
+// the sums and differences the formulas above use.
+template <typename T>
+LOOM_SSM_VECTOR_CLONES void BackwardChunkTerms(const T* __restrict zr, const T* __restrict zi,
+                                               T wr, T wi, T* __restrict t) {
+  for (int64_t l = 0; l < kLanes; ++l) {
+    const T dr = zr[l] - wr, d1 = zi[l] - wi, d2 = zi[l] + wi;
+    const T t1 = T(1) / (dr * dr + d1 * d1), t2 = T(1) / (dr * dr + d2 * d2);
+    const T ar = dr * t1, ai = -d1 * t1, br = dr * t2, bi = -d2 * t2;
+    const T a2r = ar * ar - ai * ai, a2i = 2 * ar * ai, b2r = br * br - bi * bi, b2i = 2 * br * bi;
+    t[0 * kLanes + l] = ar + br;
+    t[1 * kLanes + l] = ai + bi;
+    t[2 * kLanes + l] = ar - br;
+    t[3 * kLanes + l] = ai - bi;
+    t[4 * kLanes + l] = a2r + b2r;
+    t[5 * kLanes + l] = a2i + b2i;
+    t[6 * kLanes + l] = a2r - b2r;
+    t[7 * kLanes + l] = a2i - b2i;
+  }
+}
+
+template <typename T>
+LOOM_SSM_VECTOR_CLONES void BackwardChunkAccumulate(const T* __restrict t, const T* __restrict gr,
+                                                    const T* __restrict gi, T* __restrict s) {
+  for (int64_t l = 0; l < kLanes; ++l) {
+    const T g_r = gr[l], g_i = gi[l];
+    s[0 * kLanes + l] += g_r * t[0 * kLanes + l] + g_i * t[1 * kLanes + l];
+    s[1 * kLanes + l] += g_i * t[2 * kLanes + l] - g_r * t[3 * kLanes + l];
+    s[2 * kLanes + l] += g_r * t[4 * kLanes + l] + g_i * t[5 * kLanes + l];
+    s[3 * kLanes + l] += g_i * t[6 * kLanes + l] - g_r * t[7 * kLanes + l];
+  }
+}
+
 // Backward, parallel over (h, n): both gradients are sums over the nodes of one state entry, so
 // every task owns its outputs and the summation order is fixed (deterministic).
-//   grad_v = sum_k g conj(a) + conj(g) b;   grad_w = sum_m conj(v) sum_k g conj(a)^2 + conj(g) b^2
+//   grad_v = S1;   grad_w = sum_m conj(v) S2
 template <typename T>
 void CauchyBackwardCpu(const at::Tensor& g, const at::Tensor& v, const at::Tensor& z,
                        const at::Tensor& w, at::Tensor& gv, at::Tensor& gw) {
   const int64_t M = v.size(0), H = v.size(1), N = v.size(2), K = z.size(0);
+  const at::Tensor zre = at::real(z).contiguous(), zim = at::imag(z).contiguous();
+  const T* zr = zre.data_ptr<T>();
+  const T* zi = zim.data_ptr<T>();
   const Cx<T>* gp = CxData<T>(g);
   const Cx<T>* vp = CxData<T>(v);
-  const Cx<T>* zp = CxData<T>(z);
   const Cx<T>* wp = CxData<T>(w);
   Cx<T>* gvp = CxData<T>(gv);
   Cx<T>* gwp = CxData<T>(gw);
+  // Nodes and incoming gradients padded to a multiple of kLanes: a padded node is far from
+  // every pole and meets a zero gradient, so it adds exactly 0.
+  const int64_t Kp = (K + kLanes - 1) / kLanes * kLanes;
+  std::vector<T> zpad(2 * Kp, T(0)), gpad(2 * M * H * Kp, T(0));
+  for (int64_t k = 0; k < Kp; ++k) {
+    zpad[k] = k < K ? zr[k] : T(0);
+    zpad[Kp + k] = k < K ? zi[k] : T(1e4);
+  }
+  at::parallel_for(0, M * H, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      T* re = gpad.data() + 2 * row * Kp;
+      for (int64_t k = 0; k < K; ++k) {
+        re[k] = gp[row * K + k].re;
+        re[Kp + k] = gp[row * K + k].im;
+      }
+    }
+  });
   at::parallel_for(0, H * N, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Cx<T>> s1(M), s2(M);
+    std::vector<T> terms(8 * kLanes), lanes(4 * kLanes * M);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t h = task / N, n = task % N;
       const Cx<T> wn = wp[h * N + n];
-      std::fill(s1.begin(), s1.end(), Cx<T>{0, 0});
-      std::fill(s2.begin(), s2.end(), Cx<T>{0, 0});
-      for (int64_t k = 0; k < K; ++k) {
-        const Cx<T> zk = zp[k];
-        const Cx<T> ca = Conj(Recip<T>(zk.re - wn.re, zk.im - wn.im));
-        const Cx<T> b = Recip<T>(zk.re - wn.re, zk.im + wn.im);
-        const Cx<T> ca2 = Mul(ca, ca), b2 = Mul(b, b);
+      std::fill(lanes.begin(), lanes.end(), T(0));
+      for (int64_t k0 = 0; k0 < Kp; k0 += kLanes) {
+        BackwardChunkTerms<T>(zpad.data() + k0, zpad.data() + Kp + k0, wn.re, wn.im,
+                              terms.data());
         for (int64_t m = 0; m < M; ++m) {
-          const Cx<T> gk = gp[(m * H + h) * K + k];
-          const Cx<T> t1 = Mul(gk, ca), u1 = Mul(Conj(gk), b);
-          const Cx<T> t2 = Mul(gk, ca2), u2 = Mul(Conj(gk), b2);
-          s1[m].re += t1.re + u1.re;
-          s1[m].im += t1.im + u1.im;
-          s2[m].re += t2.re + u2.re;
-          s2[m].im += t2.im + u2.im;
+          const T* g = gpad.data() + 2 * (m * H + h) * Kp;
+          BackwardChunkAccumulate<T>(terms.data(), g + k0, g + Kp + k0,
+                                     lanes.data() + 4 * kLanes * m);
         }
       }
       Cx<T> gwn{0, 0};
       for (int64_t m = 0; m < M; ++m) {
-        gvp[(m * H + h) * N + n] = s1[m];
-        const Cx<T> t = Mul(Conj(vp[(m * H + h) * N + n]), s2[m]);
+        T sum[4] = {0, 0, 0, 0};
+        for (int q = 0; q < 4; ++q) {
+          for (int64_t l = 0; l < kLanes; ++l) sum[q] += lanes[4 * kLanes * m + q * kLanes + l];
+        }
+        gvp[(m * H + h) * N + n] = {sum[0], sum[1]};
+        const Cx<T> t = Mul(Conj(vp[(m * H + h) * N + n]), Cx<T>{sum[2], sum[3]});
         gwn.re += t.re;
         gwn.im += t.im;
       }

@@ -180,7 +180,9 @@ void CheckS4Block(Case& c) {
     torch::NoGradGuard no_grad;
     if (c.Has("aux.dt")) c.Compare("aux.dt", kernel.Dt());
     if (c.Has("aux.A.real")) CompareComplex(c, "aux.A", kernel.Lambda());
-    c.Compare("output.kernel", kernel.Kernel(L));
+    // The kernel the layer uses: min(L, l_max) taps (a longer request would re-tune C-tilde).
+    const int64_t l_max = kernel.options().l_max;
+    c.Compare("output.kernel", kernel.Kernel(l_max > 0 ? std::min(L, l_max) : L));
   }
   at::Tensor y_ssm;
   CompareForwardBackwardComplex(c, block, [&](const at::Tensor& x) {
