@@ -197,6 +197,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                    m.num_layers(), " is out of range [1, 1024]");
   LOOM_CHECK_FIELD(m.d_model() >= 1 && m.d_model() <= 65536, "model.d_model", m.d_model(),
                    " is out of range [1, 65536]");
+  LOOM_CHECK_FIELD(m.dropout() >= 0 && m.dropout() < 1, "model.dropout", m.dropout(),
+                   " is out of range [0, 1)");
   LOOM_CHECK_CHOICE(m.mixer().type(), "model.mixer.type", "attention", "s4", "s4d", "sgconv");
   if (m.mixer().type() == "s4" || m.mixer().type() == "s4d") {
     const S4Config& s4 = m.mixer().s4();

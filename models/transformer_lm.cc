@@ -9,7 +9,8 @@
 
 namespace loom::models {
 
-ResidualBlock::ResidualBlock(const ModelConfig& config, int layer_index, at::ScalarType dtype) {
+ResidualBlock::ResidualBlock(const ModelConfig& config, int layer_index, at::ScalarType dtype)
+    : dropout_(config.dropout()) {
   ln1_ = register_module("ln1", std::make_shared<LayerNormLayer>(config.d_model(),
                                                                  config.layer_norm_eps(), dtype));
   mixer_ = register_module("mixer", MakeMixer(config, dtype));
@@ -19,8 +20,11 @@ ResidualBlock::ResidualBlock(const ModelConfig& config, int layer_index, at::Sca
 }
 
 at::Tensor ResidualBlock::Forward(const at::Tensor& h) {
-  at::Tensor x = h + mixer_->Forward(ln1_->Forward(h));
-  return x + ffn_->Forward(ln2_->Forward(x));
+  auto drop = [&](const at::Tensor& t) {
+    return dropout_ > 0 && is_training() ? at::dropout(t, dropout_, /*train=*/true) : t;
+  };
+  at::Tensor x = h + drop(mixer_->Forward(ln1_->Forward(h)));
+  return x + drop(ffn_->Forward(ln2_->Forward(x)));
 }
 
 EmbeddingLayer::EmbeddingLayer(int64_t vocab_size, int64_t dim, double init_std,

@@ -1,6 +1,7 @@
 // The decoder language model: token embedding -> N residual blocks
 // (h += mixer(LN1 h); h += ffn(LN2 h)) -> final LayerNorm -> LM head tied to the embedding.
-// No absolute position embedding (RoPE lives in the mixer), no LM-head bias, dropout 0: the
+// No absolute position embedding (RoPE lives in the mixer), no LM-head bias, dropout 0 (the
+// default of model.dropout, which drops the mixer and FFN outputs before each residual add): the
 // pre-LN GPT of StructuredFFN spec §6.1.
 //
 //   auto model = BuildLanguageModel(config.model());          // models/registry.h
@@ -38,6 +39,7 @@ class ResidualBlock : public torch::nn::Module {
   std::shared_ptr<Mixer> mixer_;
   std::shared_ptr<LayerNormLayer> ln2_;
   std::shared_ptr<Ffn> ffn_;
+  double dropout_;
 };
 
 // Token embedding; its weight doubles as the tied LM head.

@@ -77,6 +77,22 @@ TEST(TransformerLmTest, ConvolutionalMixersPlugIntoTheBlock) {
   }
 }
 
+TEST(TransformerLmTest, DropoutOnlyWhileTraining) {
+  ModelConfig c = TinyConfig();
+  c.set_dropout(0.3);
+  auto model = *BuildLanguageModel(c, 9);
+  at::Tensor tokens = at::randint(0, 23, {2, 6}, at::kLong);
+  model->train();
+  at::Tensor a = model->Logits(tokens), b = model->Logits(tokens);
+  EXPECT_FALSE(at::allclose(a, b));
+  model->eval();
+  at::Tensor e1 = model->Logits(tokens), e2 = model->Logits(tokens);
+  EXPECT_TRUE(at::equal(e1, e2));
+  c.set_dropout(0.0);
+  auto plain = *BuildLanguageModel(c, 9);
+  EXPECT_TRUE(at::allclose(plain->Logits(tokens), e1, 0, 1e-12));
+}
+
 TEST(TransformerLmTest, SameSeedSameWeights) {
   auto a = BuildLanguageModel(TinyConfig(), 7);
   auto b = BuildLanguageModel(TinyConfig(), 7);
