@@ -149,7 +149,7 @@ absl::Status ApplyOverride(absl::string_view assignment, RunConfig* config) {
 
 absl::Status ResolveDefaults(RunConfig* config) {
   ModelConfig* m = config->mutable_model();
-  if (m->vocab_size() == 0) {
+  if (m->vocab_size() == 0 && config->task().type() != "lra") {
     const std::string& tok = config->data().tokenizer();
     if (tok == "gpt2") {
       m->set_vocab_size(50257);
@@ -191,8 +191,14 @@ absl::Status ResolveDefaults(RunConfig* config) {
 absl::Status ValidateRunConfig(const RunConfig& c) {
   const ModelConfig& m = c.model();
   LOOM_CHECK_CHOICE(m.arch(), "model.arch", "transformer");
-  LOOM_CHECK_FIELD(m.vocab_size() >= 2 && m.vocab_size() <= 65536, "model.vocab_size",
-                   m.vocab_size(), " is out of range [2, 65536] (tokens are stored as uint16)");
+  // LRA tasks resolve the vocabulary (or the pixel input) from their data when it is left at 0.
+  const bool from_data = c.task().type() == "lra" && (m.vocab_size() == 0 || m.input_channels() > 0);
+  LOOM_CHECK_FIELD(from_data || (m.vocab_size() >= 2 && m.vocab_size() <= 65536),
+                   "model.vocab_size", m.vocab_size(),
+                   " is out of range [2, 65536] (tokens are stored as uint16)");
+  LOOM_CHECK_FIELD(m.input_channels() >= 0, "model.input_channels", m.input_channels(),
+                   " must be >= 0");
+  LOOM_CHECK_CHOICE(m.head(), "model.head", "lm", "classify", "retrieval");
   LOOM_CHECK_FIELD(m.num_layers() >= 1 && m.num_layers() <= 1024, "model.num_layers",
                    m.num_layers(), " is out of range [1, 1024]");
   LOOM_CHECK_FIELD(m.d_model() >= 1 && m.d_model() <= 65536, "model.d_model", m.d_model(),
@@ -283,7 +289,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                    " must be > 1");
 
   const FfnConfig& f = m.ffn();
-  LOOM_CHECK_CHOICE(f.type(), "model.ffn.type", "dense", "lowrank", "blockdense", "blockshuffle");
+  LOOM_CHECK_CHOICE(f.type(), "model.ffn.type", "dense", "lowrank", "blockdense", "blockshuffle",
+                    "none");
   LOOM_CHECK_FIELD(f.hidden_dim() >= 0, "model.ffn.hidden_dim", f.hidden_dim(),
                    " must be >= 0 (0 means 4 * d_model)");
   LOOM_CHECK_CHOICE(f.activation(), "model.ffn.activation", "gelu", "swiglu");
@@ -371,10 +378,27 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   LOOM_CHECK_FIELD(t.seed() >= 0, "train.seed", t.seed(), " must be >= 0");
 
   const DataConfig& d = c.data();
-  LOOM_CHECK_FIELD(!d.train_shards().empty(), "data.train_shards",
+  LOOM_CHECK_CHOICE(c.task().type(), "task.type", "lm", "lra");
+  const bool lra = c.task().type() == "lra";
+  LOOM_CHECK_FIELD(lra || !d.train_shards().empty(), "data.train_shards",
                    "is empty; give a glob of token shards (see //tools:tokenize)");
   LOOM_CHECK_CHOICE(d.tokenizer(), "data.tokenizer", "gpt2", "byte", "external");
-  LOOM_CHECK_CHOICE(c.task().type(), "task.type", "lm");
+  if (lra) {
+    const LraConfig& l = c.task().lra();
+    LOOM_CHECK_CHOICE(l.name(), "task.lra.name", "listops", "text", "retrieval", "image",
+                      "pathfinder32", "pathfinder64", "pathx", "pathfinder128", "pathfinder256");
+    LOOM_CHECK_FIELD(!l.data_dir().empty(), "task.lra.data_dir",
+                     "is empty; point it at the task's directory in the release layout (or "
+                     "generate one with //tools:lra_gen)");
+    LOOM_CHECK_CHOICE(l.objective(), "task.lra.objective", "classify", "spt");
+    LOOM_CHECK_FIELD(l.mask_rate() >= 0 && l.mask_rate() < 1, "task.lra.mask_rate",
+                     l.mask_rate(), " is out of range [0, 1)");
+    LOOM_CHECK_FIELD(l.max_length() >= 0 && l.max_examples() >= 0, "task.lra.max_length",
+                     "max_length and max_examples must be >= 0");
+    LOOM_CHECK_CHOICE(m.pooling(), "model.pooling", "mean", "max", "last", "cls");
+    LOOM_CHECK_FIELD(l.objective() != "spt" || m.pooling() != "cls", "model.pooling",
+                     "\"cls\" has no meaning for self-pretraining");
+  }
   LOOM_CHECK_FIELD(c.train().eval_batch_size() >= 0, "train.eval_batch_size",
                    c.train().eval_batch_size(), " must be >= 0 (0: train.micro_batch_size)");
   LOOM_CHECK_FIELD(c.parallel().expected_world_size() >= 0, "parallel.expected_world_size",

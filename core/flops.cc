@@ -174,7 +174,12 @@ ModelCounts CountParameters(const ModelConfig& m, bool include_guides) {
   c.ffn_bias_params = s.layers * (s.fc1_out + s.d);
   const int64_t dense_layer = s.d * s.fc1_out + s.f * s.d;
   c.dense_ffn_params = s.layers * dense_layer;
-  for (int64_t layer = 0; layer < s.layers; ++layer) {
+  if (ffn.type() == "none") {  // mixer-only blocks: one LayerNorm per block, no FFN
+    c.norm_params = (s.layers + 1) * 2 * s.d;
+    c.ffn_bias_params = 0;
+    c.dense_ffn_params = 0;
+  }
+  for (int64_t layer = 0; layer < s.layers && ffn.type() != "none"; ++layer) {
     if (!IsStructuredBlock(ffn, layer)) {
       c.ffn_params += dense_layer;
       continue;

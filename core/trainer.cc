@@ -8,12 +8,14 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <cmath>
 #include <limits>
 #include <optional>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -25,6 +27,7 @@
 #include "core/flops.h"
 #include "core/json.h"
 #include "core/lr_schedule.h"
+#include "core/lra_task.h"
 #include "core/progress.h"
 #include "core/safetensors.h"
 #include "core/status_macros.h"
@@ -47,6 +50,10 @@ struct Trainer::State {
   std::unique_ptr<data::LmDataset> val_data;
   std::unique_ptr<data::LmBatchLoader> train_loader;
   std::unique_ptr<data::LmBatchLoader> val_loader;
+  std::unique_ptr<LraTask> lra;  // task.type "lra" instead of the LM loaders
+  // LRA: the last evaluation's accuracies, logged with the validation loss.
+  double val_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double test_accuracy = std::numeric_limits<double>::quiet_NaN();
   double peak_flops = 0;
   // Self-guided training.
   std::vector<std::shared_ptr<models::StructuredLinear>> guided_layers;
@@ -104,6 +111,59 @@ ParamGroupKey OverrideGroup(const models::ParamOptimOverride& o, const Optimizer
   return k;
 }
 
+// task.lra.init_from: a self-pretraining run's weights into a finetuning model. Heads are new
+// (the pretraining head is dropped, the classification head keeps its fresh init); a pixel
+// model's mask-indicator input column is dropped (2 input channels -> 1); everything else must
+// be present with the same shape.
+absl::Status LoadPretrainedBackbone(models::TransformerLm& model, const std::string& from) {
+  std::string path = from;
+  if (std::filesystem::is_directory(from)) {
+    path = from + "/model.safetensors";
+    // A run directory without final weights: its newest complete checkpoint.
+    if (!FileExists(path)) {
+      LOOM_ASSIGN_OR_RETURN(std::optional<std::string> ckpt, FindLatestCheckpoint(from));
+      if (!ckpt) {
+        return absl::NotFoundError(absl::StrCat("task.lra.init_from: ", from,
+                                                " has no model.safetensors and no checkpoint"));
+      }
+      path = *ckpt + "/model.safetensors";
+    }
+  }
+  LOOM_ASSIGN_OR_RETURN(SafetensorsFile f, ReadSafetensors(path));
+  at::NoGradGuard no_grad;
+  for (const auto& item : model.named_parameters()) {
+    const std::string& name = item.key();
+    if (absl::StartsWith(name, "classifier.") || absl::StartsWith(name, "retrieval_fc") ||
+        absl::StartsWith(name, "pixel_head.") || name == "cls") {
+      continue;
+    }
+    const SafetensorsTensor* t = f.Find(name);
+    if (t == nullptr) {
+      return absl::NotFoundError(absl::StrCat("task.lra.init_from: ", path, " has no tensor ",
+                                              name, " (a different architecture?)"));
+    }
+    LOOM_ASSIGN_OR_RETURN(at::Tensor x, SafetensorsToTensor(*t));
+    at::Tensor p = item.value();
+    if (name == "input_proj.weight" && x.dim() == 2 && p.dim() == 2 &&
+        x.size(1) == p.size(1) + 1) {
+      x = x.narrow(1, 0, p.size(1));  // the mask-indicator channel of masked pixel SPT
+    }
+    if (x.sizes() != p.sizes()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "task.lra.init_from: ", path, ": ", name, " has shape ", c10::str(x.sizes()),
+          ", the model ", c10::str(p.sizes())));
+    }
+    p.copy_(x);
+  }
+  for (const auto& [name, buffer] : model.FunctionBuffers()) {
+    if (const SafetensorsTensor* t = f.Find(name)) {
+      LOOM_ASSIGN_OR_RETURN(at::Tensor x, SafetensorsToTensor(*t));
+      if (x.sizes() == buffer.sizes()) const_cast<at::Tensor&>(buffer).copy_(x);
+    }
+  }
+  return absl::OkStatus();
+}
+
 // run_dir/model.safetensors: every parameter under its module-tree name, as float32/float64.
 // (Guides dropped after the guided phase have no elements and are left out.)
 absl::Status WriteFinalWeights(const Trainer::State& s);
@@ -158,15 +218,28 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
 
-  LOOM_ASSIGN_OR_RETURN(s->train_data, data::LmDataset::Open(c.data().train_shards(),
-                                                             c.train().seq_len(),
-                                                             c.model().vocab_size()));
-  if (!c.data().val_shards().empty()) {
+  if (c.task().type() == "lra") {
+    LOOM_ASSIGN_OR_RETURN(s->lra, LraTask::Create(c, rank, world));
+    s->lra->ResolveModel(s->config.mutable_model());
+    LOOM_RETURN_IF_ERROR(ValidateRunConfig(s->config));
+    if (rank == 0) {
+      LOOM_RETURN_IF_ERROR(
+          WriteFileAtomically(run_dir + "/config.textproto", RunConfigToText(c)));
+    }
+  }
+  if (s->lra) {
+    // The LRA task holds its data; no token shards.
+  } else {
+    LOOM_ASSIGN_OR_RETURN(s->train_data, data::LmDataset::Open(c.data().train_shards(),
+                                                               c.train().seq_len(),
+                                                               c.model().vocab_size()));
+  }
+  if (!s->lra && !c.data().val_shards().empty()) {
     LOOM_ASSIGN_OR_RETURN(s->val_data, data::LmDataset::Open(c.data().val_shards(),
                                                              c.train().seq_len(),
                                                              c.model().vocab_size()));
   }
-  try {
+  if (!s->lra) try {
     s->train_loader = std::make_unique<data::LmBatchLoader>(
         s->train_data.get(), c.train().global_batch_size(), c.train().micro_batch_size(), rank,
         world, c.data().shuffle(), static_cast<uint64_t>(c.train().seed()));
@@ -180,6 +253,9 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
     return absl::InvalidArgumentError(e.what_without_backtrace());
   }
   LOOM_ASSIGN_OR_RETURN(s->model, models::BuildLanguageModel(c.model(), c.train().seed()));
+  if (s->lra && !c.task().lra().init_from().empty() && !resume_dir) {
+    LOOM_RETURN_IF_ERROR(LoadPretrainedBackbone(*s->model, c.task().lra().init_from()));
+  }
   // The guides must exist before the optimizer collects the parameters.
   auto trainer = std::unique_ptr<Trainer>(new Trainer(std::move(s)));
   trainer->SetupSelfGuided();
@@ -562,15 +638,31 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       "MFU peak %.0f GFLOP/s%s",
       c.name(), HumanCount(result.num_parameters), c.model().num_layers(), c.model().d_model(),
       c.model().vocab_size(), t.seq_len(), t.global_batch_size(), t.micro_batch_size(),
-      HumanCount(tokens_per_step), total_steps, HumanCount(s.train_data->num_tokens()),
-      s.val_data ? HumanCount(s.val_data->num_tokens()) : "no", at::get_num_threads(),
+      HumanCount(tokens_per_step), total_steps,
+      s.train_data ? HumanCount(s.train_data->num_tokens()) : "-",
+      s.val_data ? HumanCount(s.val_data->num_tokens()) : (s.lra ? "-" : "no"),
+      at::get_num_threads(),
       world > 1 ? absl::StrFormat(" x %d ranks (%s, ZeRO-%d)", world, s.comm->backend(),
                                   c.optimizer().zero_stage())
                 : std::string(),
       s.peak_flops / 1e9, c.logging().peak_flops() > 0 ? " (given)" : " (measured CPU matmul)"));
 
+  if (s.lra) progress.Line(s.lra->Describe());
   // Evaluation batches are dealt round-robin to the ranks; the sum is all-reduced.
   auto evaluate = [&]() -> absl::StatusOr<double> {
+    if (s.lra) {
+      at::NoGradGuard no_grad;
+      s.model->eval();
+      absl::StatusOr<LraTask::EvalResult> val =
+          s.lra->Evaluate(*s.model, "val", t.eval_batches(), *s.comm);
+      absl::StatusOr<LraTask::EvalResult> test =
+          val.ok() ? s.lra->Evaluate(*s.model, "test", t.eval_batches(), *s.comm) : val;
+      s.model->train();
+      if (!test.ok()) return test.status();
+      s.val_accuracy = val->accuracy;
+      s.test_accuracy = test->accuracy;
+      return val->loss;
+    }
     if (!s.val_loader) return std::numeric_limits<double>::quiet_NaN();
     at::NoGradGuard no_grad;
     s.model->eval();
@@ -590,6 +682,15 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     rec["step"] = step;
     rec["tokens"] = step * tokens_per_step;
     rec["val_loss"] = val_loss;
+    if (s.lra) {
+      rec["val_accuracy"] = s.val_accuracy;
+      rec["test_accuracy"] = s.test_accuracy;
+      LOOM_RETURN_IF_ERROR(AppendLine(s.metrics_path, rec.Dump()));
+      progress.Line(absl::StrFormat("eval  step %d: val_loss %.4f, val_accuracy %.4f, "
+                                    "test_accuracy %.4f", step, val_loss, s.val_accuracy,
+                                    s.test_accuracy));
+      return absl::OkStatus();
+    }
     rec["val_ppl"] = std::exp(val_loss);
     LOOM_RETURN_IF_ERROR(AppendLine(s.metrics_path, rec.Dump()));
     progress.Line(absl::StrFormat("eval  step %d: val_loss %.4f, val_ppl %.2f", step, val_loss,
@@ -610,12 +711,13 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     }
     progress.Line(absl::StrFormat("resumed from %s (step %d of %d)", s.last_checkpoint,
                                   s.start_step, total_steps));
-  } else if (s.val_loader) {
+  } else if (s.val_loader || s.lra) {
     LOOM_ASSIGN_OR_RETURN(result.initial_val_loss, evaluate());
     LOOM_RETURN_IF_ERROR(log_eval(0, result.initial_val_loss));
   }
 
-  const int64_t accum = s.train_loader->micro_batches_per_step();
+  const int64_t accum = s.lra ? s.lra->micro_batches_per_step()
+                              : s.train_loader->micro_batches_per_step();
   double interval_loss = s.resume_interval_loss;
   int64_t interval_steps = s.resume_interval_steps;
   double interval_seconds = 0;
@@ -639,10 +741,15 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     // fixedflop: the appended steps re-read the guided phase's data from its start.
     const int64_t data_step = step < t.max_steps() ? step : step - t.max_steps();
     for (int64_t m = 0; m < accum; ++m) {
-      data::LmBatch b = s.train_loader->Get(data_step, m);
       // Gradient buckets start their collectives during the last micro-batch's backward.
       s.dp->SetLastMicroBatch(m == accum - 1);
-      at::Tensor loss = s.model->Loss(b.inputs, b.targets);
+      at::Tensor loss;
+      if (s.lra) {
+        loss = s.lra->TrainLoss(*s.model, data_step, m);
+      } else {
+        data::LmBatch b = s.train_loader->Get(data_step, m);
+        loss = s.model->Loss(b.inputs, b.targets);
+      }
       (loss / static_cast<double>(accum)).backward();
       step_loss += loss.item<double>() / static_cast<double>(accum);
     }
@@ -728,7 +835,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       interval_seconds = 0;
     }
     const bool last = done == total_steps;
-    if (s.val_loader && ((t.eval_every() > 0 && done % t.eval_every() == 0) || last)) {
+    if ((s.val_loader || s.lra) && ((t.eval_every() > 0 && done % t.eval_every() == 0) || last)) {
       LOOM_ASSIGN_OR_RETURN(const double v, evaluate());
       result.final_val_loss = v;
       LOOM_RETURN_IF_ERROR(log_eval(done, v));

@@ -16,6 +16,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   slurm-wlm munge
+  libpng-dev zlib1g-dev dataset-fashion-mnist
 )
 # Pinned: LibTorch comes from this wheel (CUDA 13 build; its CPU path is what tests run).
 PY_PACKAGES=(

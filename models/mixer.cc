@@ -9,12 +9,13 @@ namespace loom::models {
 
 CausalSelfAttention::CausalSelfAttention(int64_t d_model, int64_t attn_dim, int64_t num_heads,
                                          int64_t num_kv_heads, double rope_base,
-                                         double init_std, at::ScalarType dtype)
+                                         double init_std, at::ScalarType dtype, bool causal)
     : d_model_(d_model),
       attn_dim_(attn_dim),
       num_heads_(num_heads),
       num_kv_heads_(num_kv_heads),
       head_dim_(attn_dim / num_heads),
+      causal_(causal),
       rope_(attn_dim / num_heads, rope_base) {
   TORCH_CHECK(attn_dim % num_heads == 0, "attn_dim ", attn_dim, " not divisible by num_heads ",
               num_heads);
@@ -43,7 +44,7 @@ at::Tensor CausalSelfAttention::Forward(const at::Tensor& x) {
     v = v.repeat_interleave(group, 1);
   }
   at::Tensor y = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
-                                                  /*is_causal=*/true,
+                                                  /*is_causal=*/causal_,
                                                   /*scale=*/1.0 / std::sqrt(double(head_dim_)));
   y = y.transpose(1, 2).reshape({b, t, attn_dim_});
   return out_->Forward(y);

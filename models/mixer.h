@@ -31,8 +31,9 @@ class Mixer : public torch::nn::Module {
 
 class CausalSelfAttention : public Mixer {
  public:
+  // causal = false: every position attends to every position (encoder models, model.bidirectional).
   CausalSelfAttention(int64_t d_model, int64_t attn_dim, int64_t num_heads, int64_t num_kv_heads,
-                      double rope_base, double init_std, at::ScalarType dtype);
+                      double rope_base, double init_std, at::ScalarType dtype, bool causal = true);
   at::Tensor Forward(const at::Tensor& x) override;
 
  private:
@@ -41,6 +42,7 @@ class CausalSelfAttention : public Mixer {
   int64_t num_heads_;
   int64_t num_kv_heads_;
   int64_t head_dim_;
+  bool causal_;
   std::shared_ptr<LinearLayer> qkv_;
   std::shared_ptr<LinearLayer> out_;
   RotaryEmbedding rope_;

@@ -19,7 +19,7 @@ S4Options S4OptionsFromConfig(const ModelConfig& config, at::ScalarType dtype) {
   k.d_model = config.d_model();
   k.d_state = c.d_state();
   k.channels = c.channels();
-  k.bidirectional = c.bidirectional();
+  k.bidirectional = c.bidirectional() || config.bidirectional();
   k.n_ssm = c.n_ssm();
   k.mode = m.type() == "s4" ? "nplr" : "diag";
   k.init = c.init().empty() ? (m.type() == "s4" ? "legs" : "diag-inv") : c.init();
@@ -44,7 +44,7 @@ SgConvOptions SgConvOptionsFromConfig(const ModelConfig& config, at::ScalarType 
   o.d_model = config.d_model();
   o.l_max = c.l_max();
   o.channels = c.channels();
-  o.bidirectional = c.bidirectional();
+  o.bidirectional = c.bidirectional() || config.bidirectional();
   o.kernel_dim = c.kernel_dim();
   o.n_scales = c.n_scales();
   o.init_scale = c.init_scale();
@@ -63,7 +63,8 @@ std::shared_ptr<Mixer> MakeMixer(const ModelConfig& config, at::ScalarType dtype
     const int64_t attn_dim = m.attn_dim() > 0 ? m.attn_dim() : config.d_model();
     const int64_t kv = m.num_kv_heads() > 0 ? m.num_kv_heads() : m.num_heads();
     return std::make_shared<CausalSelfAttention>(config.d_model(), attn_dim, m.num_heads(), kv,
-                                                 m.rope_base(), config.init_std(), dtype);
+                                                 m.rope_base(), config.init_std(), dtype,
+                                                 /*causal=*/!config.bidirectional());
   }
   if (m.type() == "s4" || m.type() == "s4d") {
     return std::make_shared<S4Block>(S4OptionsFromConfig(config, dtype));

@@ -77,6 +77,33 @@ TEST(TransformerLmTest, ConvolutionalMixersPlugIntoTheBlock) {
   }
 }
 
+// Autoregressive generation in recurrent mode reproduces the convolution-mode logits.
+TEST(TransformerLmTest, RecurrentGenerationEqualsConvolutionMode) {
+  for (const auto& [type, mode] : std::vector<std::pair<std::string, std::string>>{
+           {"s4", "dense"}, {"s4", "linear"}, {"s4d", "dense"}}) {
+    SCOPED_TRACE(type + " " + mode);
+    ModelConfig c = TinyConfig();
+    c.set_init_std(0.1);
+    c.mutable_mixer()->set_type(type);
+    c.mutable_mixer()->mutable_s4()->set_d_state(8);
+    c.mutable_mixer()->mutable_s4()->set_l_max(12);
+    c.mutable_ffn()->set_type("lowrank");
+    c.mutable_ffn()->set_rank(4);
+    auto model = *BuildLanguageModel(c, 21);
+    model->eval();
+    at::NoGradGuard no_grad;
+    at::Tensor tokens = at::randint(0, 23, {2, 10}, at::kLong);
+    at::Tensor full = model->Logits(tokens);
+    auto gen = model->StartGeneration(2, mode);
+    for (int64_t t = 0; t < 10; ++t) {
+      at::Tensor step = model->GenerationStep(tokens.select(1, t), gen);
+      ASSERT_LT((step - full.select(1, t)).abs().max().item<double>(), 1e-10) << "t=" << t;
+    }
+  }
+  auto attention = *BuildLanguageModel(TinyConfig(), 1);
+  EXPECT_THROW(attention->StartGeneration(1), c10::Error);
+}
+
 TEST(TransformerLmTest, DropoutOnlyWhileTraining) {
   ModelConfig c = TinyConfig();
   c.set_dropout(0.3);
