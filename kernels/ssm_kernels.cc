@@ -262,17 +262,33 @@ void CauchyBackwardCpu(const at::Tensor& g, const at::Tensor& v, const at::Tenso
 // ---- CPU: Vandermonde -----------------------------------------------------------------------
 // exp(x l) for l = l0 + j is exp(x l0) * exp(x j): one table of exp(x j), j < kLengthTile, per h
 // and one exp per (tile, n) replace an exp/sincos per (n, l) — the product of two correctly
-// rounded values is within a few ulp of the direct exponential.
+// rounded values is within a few ulp of the direct exponential. Tables are structure-of-arrays
+// (real and imaginary rows) so the loops over l vectorise; the backward's sums over l run in
+// kLanes lanes (see the Cauchy backward) to stay vectorised and deterministic.
 constexpr int64_t kLengthTile = 64;
+static_assert(kLengthTile % kLanes == 0);
 
+// table_re/im[n * kLengthTile + j] = Re/Im exp(x_n j), optionally conjugated.
 template <typename T>
-void PowerTable(const Cx<T>* x, int64_t N, std::vector<Cx<T>>& table) {
-  table.resize(N * kLengthTile);
+void PowerTable(const Cx<T>* x, int64_t N, bool conjugate, std::vector<T>& re,
+                std::vector<T>& im) {
+  re.resize(N * kLengthTile);
+  im.resize(N * kLengthTile);
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t j = 0; j < kLengthTile; ++j) {
-      table[n * kLengthTile + j] = Exp(Cx<T>{x[n].re * T(j), x[n].im * T(j)});
+      const Cx<T> e = Exp(Cx<T>{x[n].re * T(j), x[n].im * T(j)});
+      re[n * kLengthTile + j] = e.re;
+      im[n * kLengthTile + j] = conjugate ? -e.im : e.im;
     }
   }
+}
+
+// acc[j] += Re(u * e_j) for one state entry.
+template <typename T>
+LOOM_SSM_VECTOR_CLONES void VandermondeAccumulate(T ur, T ui, const T* __restrict tre,
+                                                  const T* __restrict tim, int64_t n,
+                                                  T* __restrict acc) {
+  for (int64_t j = 0; j < n; ++j) acc[j] += ur * tre[j] - ui * tim[j];
 }
 
 template <typename T>
@@ -283,10 +299,10 @@ void VandermondeForwardCpu(const at::Tensor& W, const at::Tensor& x, int64_t L, 
   T* op = out.data_ptr<T>();
   const int64_t tiles = (L + kLengthTile - 1) / kLengthTile;
   at::parallel_for(0, H, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Cx<T>> table, u(M * N);
-    std::vector<T> acc(kLengthTile);
+    std::vector<T> tre, tim, acc(kLengthTile);
+    std::vector<Cx<T>> u(M * N);
     for (int64_t h = begin; h < end; ++h) {
-      PowerTable(xp + h * N, N, table);
+      PowerTable(xp + h * N, N, /*conjugate=*/false, tre, tim);
       for (int64_t t = 0; t < tiles; ++t) {
         const int64_t l0 = t * kLengthTile, nl = std::min(kLengthTile, L - l0);
         for (int64_t n = 0; n < N; ++n) {
@@ -297,9 +313,8 @@ void VandermondeForwardCpu(const at::Tensor& W, const at::Tensor& x, int64_t L, 
         for (int64_t m = 0; m < M; ++m) {
           std::fill(acc.begin(), acc.end(), T(0));
           for (int64_t n = 0; n < N; ++n) {
-            const Cx<T> um = u[m * N + n];
-            const Cx<T>* p = table.data() + n * kLengthTile;
-            for (int64_t j = 0; j < nl; ++j) acc[j] += um.re * p[j].re - um.im * p[j].im;
+            VandermondeAccumulate<T>(u[m * N + n].re, u[m * N + n].im, tre.data() + n * kLengthTile,
+                                     tim.data() + n * kLengthTile, nl, acc.data());
           }
           T* row = op + (m * H + h) * L + l0;
           for (int64_t j = 0; j < nl; ++j) row[j] = T(2) * acc[j];
@@ -307,6 +322,23 @@ void VandermondeForwardCpu(const at::Tensor& W, const at::Tensor& x, int64_t L, 
       }
     }
   });
+}
+
+// Lane sums over one full tile: sum_j g_j conj(e_j) and sum_j g_j (l0 + j) conj(e_j), where
+// (cre, cim) hold conj(e_j).
+template <typename T>
+LOOM_SSM_VECTOR_CLONES void VandermondeTileSums(const T* __restrict g, const T* __restrict cre,
+                                                const T* __restrict cim, T l0,
+                                                T* __restrict lanes) {
+  for (int64_t c = 0; c < kLengthTile; c += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const T gj = g[c + l], lj = gj * (l0 + T(c + l));
+      lanes[0 * kLanes + l] += gj * cre[c + l];
+      lanes[1 * kLanes + l] += gj * cim[c + l];
+      lanes[2 * kLanes + l] += lj * cre[c + l];
+      lanes[3 * kLanes + l] += lj * cim[c + l];
+    }
+  }
 }
 
 // grad_W = 2 sum_l g conj(E);  grad_x = 2 sum_m conj(W) sum_l g l conj(E); per (h, n) task.
@@ -321,13 +353,12 @@ void VandermondeBackwardCpu(const at::Tensor& g, const at::Tensor& W, const at::
   Cx<T>* gxp = CxData<T>(gx);
   const int64_t tiles = (L + kLengthTile - 1) / kLengthTile;
   at::parallel_for(0, H * N, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Cx<T>> table(kLengthTile), s0(M), s1(M);
+    std::vector<T> cre, cim, lanes(4 * kLanes), tail(kLengthTile);
+    std::vector<Cx<T>> s0(M), s1(M);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t h = task / N, n = task % N;
       const Cx<T> xn = xp[h * N + n];
-      for (int64_t j = 0; j < kLengthTile; ++j) {
-        table[j] = Conj(Exp(Cx<T>{xn.re * T(j), xn.im * T(j)}));
-      }
+      PowerTable(&xn, 1, /*conjugate=*/true, cre, cim);
       std::fill(s0.begin(), s0.end(), Cx<T>{0, 0});
       std::fill(s1.begin(), s1.end(), Cx<T>{0, 0});
       for (int64_t t = 0; t < tiles; ++t) {
@@ -335,15 +366,18 @@ void VandermondeBackwardCpu(const at::Tensor& g, const at::Tensor& W, const at::
         const Cx<T> base = Conj(Exp(Cx<T>{xn.re * T(l0), xn.im * T(l0)}));
         for (int64_t m = 0; m < M; ++m) {
           const T* row = gp + (m * H + h) * L + l0;
-          T a_re = 0, a_im = 0, b_re = 0, b_im = 0;
-          for (int64_t j = 0; j < nl; ++j) {
-            const T gj = row[j], lj = gj * T(l0 + j);
-            a_re += gj * table[j].re;
-            a_im += gj * table[j].im;
-            b_re += lj * table[j].re;
-            b_im += lj * table[j].im;
+          if (nl < kLengthTile) {  // the last, partial tile: zero-padded copy
+            std::fill(tail.begin(), tail.end(), T(0));
+            std::copy(row, row + nl, tail.begin());
+            row = tail.data();
           }
-          const Cx<T> a = Mul(base, Cx<T>{a_re, a_im}), b = Mul(base, Cx<T>{b_re, b_im});
+          std::fill(lanes.begin(), lanes.end(), T(0));
+          VandermondeTileSums<T>(row, cre.data(), cim.data(), T(l0), lanes.data());
+          T sum[4] = {0, 0, 0, 0};
+          for (int q = 0; q < 4; ++q) {
+            for (int64_t l = 0; l < kLanes; ++l) sum[q] += lanes[q * kLanes + l];
+          }
+          const Cx<T> a = Mul(base, Cx<T>{sum[0], sum[1]}), b = Mul(base, Cx<T>{sum[2], sum[3]});
           s0[m].re += a.re;
           s0[m].im += a.im;
           s1[m].re += b.re;
