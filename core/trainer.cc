@@ -28,6 +28,7 @@
 #include "core/json.h"
 #include "core/lr_schedule.h"
 #include "core/lra_task.h"
+#include "core/tensorboard.h"
 #include "core/progress.h"
 #include "core/safetensors.h"
 #include "core/status_macros.h"
@@ -51,6 +52,7 @@ struct Trainer::State {
   std::unique_ptr<data::LmBatchLoader> train_loader;
   std::unique_ptr<data::LmBatchLoader> val_loader;
   std::unique_ptr<LraTask> lra;  // task.type "lra" instead of the LM loaders
+  std::unique_ptr<TensorBoardWriter> tensorboard;  // rank 0, logging.tensorboard
   // LRA: the last evaluation's accuracies, logged with the validation loss.
   double val_accuracy = std::numeric_limits<double>::quiet_NaN();
   double test_accuracy = std::numeric_limits<double>::quiet_NaN();
@@ -676,8 +678,36 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     LOOM_ASSIGN_OR_RETURN(sum, parallel::AllReduceScalar(*s.comm, sum));
     return sum / static_cast<double>(n);
   };
+  if (rank == 0 && c.logging().tensorboard()) {
+    LOOM_ASSIGN_OR_RETURN(s.tensorboard, TensorBoardWriter::Open(s.run_dir));
+  }
+  auto tb_scalar = [&](const std::string& tag, double value, int64_t step) -> absl::Status {
+    if (!s.tensorboard || !std::isfinite(value)) return absl::OkStatus();
+    return s.tensorboard->AddScalar(tag, value, step);
+  };
+  const int64_t histogram_every =
+      c.logging().histogram_every() == 0 ? t.eval_every() : c.logging().histogram_every();
+  auto tb_histograms = [&](int64_t step) -> absl::Status {
+    if (!s.tensorboard || histogram_every <= 0) return absl::OkStatus();
+    at::NoGradGuard no_grad;
+    for (const auto& item : s.model->named_parameters()) {
+      const at::Tensor v = item.value().detach().to(at::kFloat).contiguous().view(-1);
+      if (v.numel() == 0) continue;
+      std::vector<float> values(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
+      LOOM_RETURN_IF_ERROR(s.tensorboard->AddHistogram("weights/" + item.key(), values, step));
+    }
+    return s.tensorboard->Flush();
+  };
   auto log_eval = [&](int64_t step, double val_loss) -> absl::Status {
     if (rank != 0) return absl::OkStatus();
+    LOOM_RETURN_IF_ERROR(tb_scalar("val/loss", val_loss, step));
+    if (s.lra) {
+      LOOM_RETURN_IF_ERROR(tb_scalar("val/accuracy", s.val_accuracy, step));
+      LOOM_RETURN_IF_ERROR(tb_scalar("test/accuracy", s.test_accuracy, step));
+    } else {
+      LOOM_RETURN_IF_ERROR(tb_scalar("val/ppl", std::exp(val_loss), step));
+    }
+    if (s.tensorboard) LOOM_RETURN_IF_ERROR(s.tensorboard->Flush());
     Json rec = Json::MakeObject();
     rec["step"] = step;
     rec["tokens"] = step * tokens_per_step;
@@ -828,6 +858,15 @@ absl::StatusOr<TrainResult> Trainer::Run() {
                        : 0.0;
       if (s.skipped_steps > 0) rec["skipped_steps"] = s.skipped_steps;
       LOOM_RETURN_IF_ERROR(AppendLine(s.metrics_path, rec.Dump()));
+      LOOM_RETURN_IF_ERROR(tb_scalar("train/loss", mean_loss, done));
+      LOOM_RETURN_IF_ERROR(tb_scalar("train/lr", lr, done));
+      LOOM_RETURN_IF_ERROR(tb_scalar("train/grad_norm", grad_norm, done));
+      if (!s.guided_layers.empty()) LOOM_RETURN_IF_ERROR(tb_scalar("train/alpha", step_alpha, done));
+      LOOM_RETURN_IF_ERROR(tb_scalar("perf/tokens_per_s", tok_s, done));
+      LOOM_RETURN_IF_ERROR(tb_scalar("perf/mfu", rec["mfu"].as_double(), done));
+      if (histogram_every > 0 && done % histogram_every == 0) {
+        LOOM_RETURN_IF_ERROR(tb_histograms(done));
+      }
     }
     if (log_now) {
       interval_loss = 0;
@@ -838,6 +877,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     if ((s.val_loader || s.lra) && ((t.eval_every() > 0 && done % t.eval_every() == 0) || last)) {
       LOOM_ASSIGN_OR_RETURN(const double v, evaluate());
       result.final_val_loss = v;
+      result.final_val_accuracy = s.val_accuracy;
+      result.final_test_accuracy = s.test_accuracy;
       LOOM_RETURN_IF_ERROR(log_eval(done, v));
     }
     // A stop request on any rank stops every rank at the same step.

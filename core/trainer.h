@@ -26,6 +26,7 @@
 #define LOOM_CORE_TRAINER_H_
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -50,6 +51,9 @@ struct TrainResult {
   bool stopped_by_signal = false; // SIGTERM/SIGUSR1: checkpointed and stopped early
   int64_t skipped_steps = 0;      // non-finite steps skipped (optimizer.nonfinite_policy=skip)
   std::string last_checkpoint;    // newest checkpoint written or resumed from
+  // LRA tasks: accuracies of the last evaluation (NaN otherwise).
+  double final_val_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double final_test_accuracy = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Makes SIGTERM and SIGUSR1 request a checkpoint-and-stop at the end of the current step

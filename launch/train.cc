@@ -132,7 +132,11 @@ int main(int argc, char** argv) {
         "  train loss %.4f -> %.4f (ppl %.1f)\n",
         static_cast<long long>(r.steps), static_cast<long long>(r.tokens), r.wall_seconds,
         r.tokens_per_s, r.first_train_loss, r.final_train_loss, std::exp(r.final_train_loss));
-    if (!std::isnan(r.final_val_loss)) {
+    if (!std::isnan(r.final_test_accuracy)) {
+      std::printf("  val loss   %.4f -> %.4f | val accuracy %.4f, test accuracy %.4f\n",
+                  r.initial_val_loss, r.final_val_loss, r.final_val_accuracy,
+                  r.final_test_accuracy);
+    } else if (!std::isnan(r.final_val_loss)) {
       std::printf("  val loss   %.4f -> %.4f (ppl %.1f -> %.1f)\n", r.initial_val_loss,
                   r.final_val_loss, std::exp(r.initial_val_loss), std::exp(r.final_val_loss));
     }
