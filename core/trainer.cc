@@ -28,6 +28,7 @@
 #include "core/json.h"
 #include "core/lr_schedule.h"
 #include "core/lra_task.h"
+#include "core/run_plot.h"
 #include "core/tensorboard.h"
 #include "core/progress.h"
 #include "core/safetensors.h"
@@ -914,6 +915,12 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     return result;
   }
   if (rank == 0) LOOM_RETURN_IF_ERROR(WriteFinalWeights(s));
+  if (s.tensorboard) LOOM_RETURN_IF_ERROR(s.tensorboard->Flush());
+  if (rank == 0 && c.logging().plot()) {
+    const absl::Status plotted = PlotRunCurves({s.run_dir}, s.run_dir + "/curves.png");
+    progress.Line(plotted.ok() ? absl::StrCat("curves: ", s.run_dir, "/curves.png")
+                               : absl::StrCat("warning: no curves.png: ", plotted.message()));
+  }
   result.steps = total_steps;
   result.tokens = total_steps * tokens_per_step;
   result.tokens_per_s =

@@ -146,6 +146,10 @@ int main(int argc, char** argv) {
         r.total_flops, static_cast<double>(loom::TensorMemoryPeakBytes()) / (1 << 20),
         static_cast<long long>(loom::TensorMemoryPeakBytes()),
         static_cast<double>(loom::PeakRssBytes()) / (1 << 20), run_dir.c_str());
+    std::printf("  checkpoints: %s | final weights: %s/model.safetensors\n",
+                r.last_checkpoint.empty() ? "none (checkpoint.every_steps is 0)"
+                                          : r.last_checkpoint.c_str(),
+                run_dir.c_str());
   } catch (const c10::Error& e) {
     return fail_job(absl::InternalError(e.what_without_backtrace()));
   } catch (const std::exception& e) {
