@@ -650,6 +650,28 @@ absl::StatusOr<TrainResult> Trainer::Run() {
                 : std::string(),
       s.peak_flops / 1e9, c.logging().peak_flops() > 0 ? " (given)" : " (measured CPU matmul)"));
 
+  // The resolved model and the run's compute, in one line (the full config is
+  // run_dir/config.textproto).
+  {
+    const ModelConfig& m = c.model();
+    std::string mixer = m.mixer().type();
+    if (mixer == "attention") {
+      mixer = absl::StrFormat("attention %d heads / %d kv", m.mixer().num_heads(),
+                              m.mixer().num_kv_heads());
+    } else if (mixer == "s4" || mixer == "s4d") {
+      mixer = absl::StrFormat("%s N=%d %s", mixer, m.mixer().s4().d_state(), m.mixer().s4().init());
+    }
+    std::string ffn = m.ffn().type();
+    if (ffn == "lowrank" || ffn == "blockdense") ffn += absl::StrFormat(" R=%d", m.ffn().rank());
+    if (ffn == "blockdense" || ffn == "blockshuffle") ffn += absl::StrFormat(" B=%d", m.ffn().nblocks());
+    progress.Line(absl::StrFormat(
+        "model: %s mixer, %s FFN%s, %s%s%s | %.3g training FLOPs planned | ranks: %d on %s "
+        "(rank 0 writes %s)",
+        mixer, ffn, m.ffn().type() == "none" ? "" : absl::StrFormat(" (hidden %d)", m.ffn().hidden_dim()),
+        m.dtype(), m.bidirectional() ? ", bidirectional" : "",
+        c.schedule().self_guided().enabled() ? ", self-guided" : "", ComputeRunFlops(c).train_flops,
+        world, s.comm->backend(), s.run_dir));
+  }
   if (s.lra) progress.Line(s.lra->Describe());
   // Evaluation batches are dealt round-robin to the ranks; the sum is all-reduced.
   auto evaluate = [&]() -> absl::StatusOr<double> {
