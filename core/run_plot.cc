@@ -1,6 +1,5 @@
 #include "core/run_plot.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/file_io.h"
 #include "core/status_macros.h"
+#include "core/subprocess.h"
 
 namespace loom {
 namespace {
@@ -84,28 +84,13 @@ absl::Status PlotRunCurves(const std::vector<std::string>& run_dirs, const std::
   std::vector<std::string> argv = {options.python, script, out_png, options.x_axis,
                                    options.title};
   argv.insert(argv.end(), run_dirs.begin(), run_dirs.end());
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (FILE* f = std::fopen(log.c_str(), "w")) {
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-    }
-    std::vector<char*> c;
-    for (const auto& s : argv) c.push_back(const_cast<char*>(s.c_str()));
-    c.push_back(nullptr);
-    execvp(c[0], c.data());
-    std::perror("exec");
-    _exit(127);
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) < 0) {
-    return absl::InternalError(absl::StrCat("plot: could not run ", options.python));
-  }
+  const int rc = RunCommand(argv, log, /*append=*/false);
+  if (rc < 0) return absl::InternalError(absl::StrCat("plot: could not run ", options.python));
   absl::StatusOr<std::string> output = ReadFileToString(log);
   std::remove(script.c_str());
   std::remove(log.c_str());
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat("plot: ", options.python, " failed (status ", status,
+  if (rc != 0) {
+    return absl::InternalError(absl::StrCat("plot: ", options.python, " failed (exit ", rc,
                                             "): ", output.ok() ? *output : "no output"));
   }
   return absl::OkStatus();

@@ -44,6 +44,7 @@
 #include "core/json.h"
 #include "core/scaling_fit.h"
 #include "core/status_macros.h"
+#include "core/subprocess.h"
 
 namespace loom {
 namespace {
@@ -267,26 +268,6 @@ RunState ReadRunState(const Json& point) {
 }
 
 // ---- submit ---------------------------------------------------------------------------------
-
-int RunCommand(const std::vector<std::string>& argv, const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    FILE* f = std::fopen(log.c_str(), "a");
-    if (f != nullptr) {
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-    }
-    std::vector<char*> c;
-    for (const auto& s : argv) c.push_back(const_cast<char*>(s.c_str()));
-    c.push_back(nullptr);
-    execvp(c[0], c.data());
-    std::perror("exec");
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 absl::Status Submit(const Args& a) {
   if (a.positional.size() != 1) return absl::InvalidArgumentError("usage: sweep submit DIR --scheduler=local|slurm");
