@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/flops.h"
 #include "core/status_macros.h"
+#include "kernels/lm_head_chunking.h"
 
 namespace loom {
 namespace {
@@ -76,9 +77,17 @@ absl::StatusOr<MemoryPlan> PlanMemory(const RunConfig& config_in, int world_size
         m.ffn().type() != "dense" && !(layer == 0 && m.ffn().first_layer_dense());
     per_token += 4 * d + attn + heads /* log-sum-exp */ + FfnActivationWidth(m, structured);
   }
-  // The loss runs in float32: the logits are widened, and the log-softmax output and its
-  // gradients are float32 whatever the compute dtype.
-  p.activation_bytes = n * per_token * s + n * 2 * d * s + n * 3 * m.vocab_size() * ms;
+  p.activation_bytes = n * per_token * s + n * 2 * d * s;
+  if (mixed) {
+    // bf16: the unfused head. The loss runs in float32: the logits are widened, and the
+    // log-softmax output and its gradients are float32.
+    p.activation_bytes += n * 3 * m.vocab_size() * ms;
+  } else {
+    // The fused head + loss (kernels/lm_head_loss.h): one chunk's logits, and the gradients for
+    // the hidden states and the (tied) embedding it computes in the forward.
+    p.activation_bytes += kernels::LmHeadChunkRows(n, m.vocab_size(), 0) * m.vocab_size() * s +
+                          n * d * s + m.vocab_size() * d * s;
+  }
   if (mixed) {
     // The CPU bf16 bias+GELU backward widens gradient, input and result to float32 for one
     // layer at a time (kernels/bias_gelu.cc), on top of everything saved.

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/lm_head_loss.h"
 #include "models/mixer_factory.h"
 #include "models/s4.h"
 
@@ -177,9 +178,15 @@ at::Tensor TransformerLm::RetrievalLogits(const at::Tensor& inputs1, const at::T
 }
 
 at::Tensor TransformerLm::Loss(const at::Tensor& tokens, const at::Tensor& targets) {
-  at::Tensor logits = Logits(tokens);
-  // The softmax and the loss in float32 at least (bf16 logits would round the log-probabilities).
-  if (logits.scalar_type() != at::kDouble) logits = logits.to(at::kFloat);
+  TORCH_CHECK(embedding_ != nullptr, "Loss needs token inputs (model.input_channels is 0)");
+  at::Tensor h = Hidden(tokens);
+  // float32/float64: the fused head never materialises the (tokens x vocab) logits.
+  if (kernels::LmHeadCrossEntropySupports(h.scalar_type())) {
+    return kernels::LmHeadCrossEntropy(h, embedding_->weight, targets);
+  }
+  // bf16: the logits in bf16, then the softmax and the loss in float32 (bf16 logits would round
+  // the log-probabilities).
+  at::Tensor logits = at::linear(h, embedding_->weight).to(at::kFloat);
   return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
 }
 

@@ -173,6 +173,30 @@ TEST(TransformerLmTest, StructuredGqaModelGradientMatchesFiniteDifferences) {
   ExpectModelGradientsMatch(model.get());
 }
 
+TEST(TransformerLmTest, FusedHeadLossEqualsCrossEntropyOfLogitsFloat32) {
+  // Loss runs the fused head (kernels/lm_head_loss.h); Logits + cross_entropy is the plain path.
+  ModelConfig c = TinyConfig();
+  c.set_dtype("float32");
+  c.set_vocab_size(1003);  // past the 16-lane and 1024-element blocks of the row loop
+  auto model = *BuildLanguageModel(c, 7);
+  at::manual_seed(12);
+  const at::Tensor tokens = at::randint(0, 1003, {3, 9}, at::kLong);
+  const at::Tensor targets = at::randint(0, 1003, {3, 9}, at::kLong);
+  std::vector<at::Tensor> plist;
+  for (const auto& it : model->named_parameters()) plist.push_back(it.value());
+  const at::Tensor fused = model->Loss(tokens, targets);
+  const auto fused_grads = torch::autograd::grad({fused}, plist);
+  const at::Tensor logits = model->Logits(tokens);
+  const at::Tensor plain = at::cross_entropy_loss(logits.reshape({-1, 1003}), targets.reshape({-1}));
+  const auto plain_grads = torch::autograd::grad({plain}, plist);
+  EXPECT_NEAR(fused.item<double>(), plain.item<double>(), 1e-5);
+  for (size_t i = 0; i < plist.size(); ++i) {
+    const double scale = plain_grads[i].abs().max().item<double>();
+    EXPECT_LE((fused_grads[i] - plain_grads[i]).abs().max().item<double>(), 1e-4 * scale + 1e-9)
+        << "parameter " << i;
+  }
+}
+
 void ExpectModelGradientsMatch(TransformerLm* model) {
   at::manual_seed(11);
   at::Tensor tokens = at::randint(0, 23, {2, 5}, at::kLong);
