@@ -179,7 +179,11 @@ at::Tensor TransformerLm::RetrievalLogits(const at::Tensor& inputs1, const at::T
 
 at::Tensor TransformerLm::Loss(const at::Tensor& tokens, const at::Tensor& targets) {
   TORCH_CHECK(embedding_ != nullptr, "Loss needs token inputs (model.input_channels is 0)");
-  at::Tensor h = Hidden(tokens);
+  return LossFromHidden(Hidden(tokens), targets);
+}
+
+at::Tensor TransformerLm::LossFromHidden(const at::Tensor& h, const at::Tensor& targets) {
+  TORCH_CHECK(embedding_ != nullptr, "Loss needs token inputs (model.input_channels is 0)");
   // float32/float64: the fused head never materialises the (tokens x vocab) logits.
   if (kernels::LmHeadCrossEntropySupports(h.scalar_type())) {
     return kernels::LmHeadCrossEntropy(h, embedding_->weight, targets);

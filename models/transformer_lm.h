@@ -76,6 +76,9 @@ class TransformerLm : public torch::nn::Module {
                              const at::Tensor& inputs2, const at::Tensor& lengths2);
   // Mean next-token cross-entropy over all positions.
   at::Tensor Loss(const at::Tensor& tokens, const at::Tensor& targets);
+  // The same loss from Hidden(tokens): the tied LM head and the cross-entropy (fused in
+  // float32/float64, kernels/lm_head_loss.h).
+  at::Tensor LossFromHidden(const at::Tensor& hidden, const at::Tensor& targets);
 
   const ModelConfig& config() const { return config_; }
   int64_t NumParameters() const;
@@ -101,8 +104,10 @@ class TransformerLm : public torch::nn::Module {
   // Every structured linear layer, block by block, fc1 before fc2.
   std::vector<std::shared_ptr<StructuredLinear>> StructuredLayers();
 
- private:
+  // Token ids to final-LayerNorm hidden states (batch, seq, d_model): Loss = LossFromHidden(Hidden).
   at::Tensor Hidden(const at::Tensor& tokens);
+
+ private:
   at::Tensor Pool(const at::Tensor& hidden, const at::Tensor& lengths);
 
   ModelConfig config_;
