@@ -8,7 +8,8 @@
 // LayerNorm); the fused LM head + loss, which also computes the head's gradients
 // (kernels/lm_head_loss.h); the backward (the blocks and the embedding); the AdamW update;
 // zeroing the gradients. Flags: --d_model --layers --heads --seq --batch --threads --steps
-// --unfused_head (time at::linear + cross_entropy instead, for comparison).
+// --unfused_head (time at::linear + cross_entropy instead, for comparison), --torch_adamw
+// (torch::optim::AdamW instead of the FusedAdamW that `train` uses).
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 #include <torch/optim/adamw.h>
@@ -18,11 +19,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/config.pb.h"
 #include "core/malloc_tuning.h"
+#include "kernels/fused_adamw.h"
 #include "models/registry.h"
 
 namespace {
@@ -30,6 +33,7 @@ namespace {
 struct Flags {
   int d_model = 256, layers = 4, heads = 4, seq = 256, batch = 8, threads = 2, steps = 8;
   bool unfused_head = false;
+  bool torch_adamw = false;
 };
 
 Flags Parse(int argc, char** argv) {
@@ -53,6 +57,10 @@ Flags Parse(int argc, char** argv) {
     }
     if (a == "--unfused_head") {
       f.unfused_head = true;
+      continue;
+    }
+    if (a == "--torch_adamw") {
+      f.torch_adamw = true;
       continue;
     }
     std::fprintf(stderr, "step_profile: unknown flag %s\n", a.c_str());
@@ -85,8 +93,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto model = *built;
-  torch::optim::AdamW opt(model->parameters(),
-                          torch::optim::AdamWOptions(1e-3).weight_decay(0.1));
+  const auto adamw_options = torch::optim::AdamWOptions(1e-3).weight_decay(0.1);
+  std::unique_ptr<torch::optim::AdamW> optimizer =
+      f.torch_adamw ? std::make_unique<torch::optim::AdamW>(model->parameters(), adamw_options)
+                    : std::make_unique<loom::kernels::FusedAdamW>(model->parameters(), adamw_options);
+  torch::optim::AdamW& opt = *optimizer;
   const at::Tensor x = at::randint(0, kVocab, {f.batch, f.seq}, at::kLong);
   const at::Tensor y = at::randint(0, kVocab, {f.batch, f.seq}, at::kLong);
   const at::Tensor emb = model->named_parameters()["embedding.weight"];  // a handle, not a reference into the temporary dict
@@ -123,9 +134,10 @@ int main(int argc, char** argv) {
   const double total = median(totals);
   const double tokens = static_cast<double>(f.batch) * f.seq;
   std::printf("step profile: d %d, %d layers, %d heads, seq %d, batch %d, vocab %d, %d threads, "
-              "%s head; median of %d steps\n\n",
+              "%s head, %s; median of %d steps\n\n",
               f.d_model, f.layers, f.heads, f.seq, f.batch, kVocab, f.threads,
-              f.unfused_head ? "unfused" : "fused", f.steps);
+              f.unfused_head ? "unfused" : "fused", f.torch_adamw ? "torch AdamW" : "FusedAdamW",
+              f.steps);
   std::printf("| phase | ms | share |\n|---|---|---|\n");
   for (const std::string& p : phases) {
     const double m = median(times[p]);

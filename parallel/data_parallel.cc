@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/fused_adamw.h"
 
 namespace loom::parallel {
 
@@ -190,7 +191,8 @@ void DataParallel::RebuildOptimizer() {
                                       .eps(options_.eps)
                                       .weight_decay(g->weight_decay)));
   }
-  auto fresh = std::make_unique<torch::optim::AdamW>(
+  // FusedAdamW: torch's AdamW (state, options) with a one-pass CPU update.
+  auto fresh = std::make_unique<kernels::FusedAdamW>(
       std::move(param_groups), torch::optim::AdamWOptions(1e-3)
                                    .betas({options_.beta1, options_.beta2})
                                    .eps(options_.eps)
