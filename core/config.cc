@@ -408,6 +408,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                    " is not supported (0: all-reduce, 1: ZeRO-1 sharded optimizer state)");
   LOOM_CHECK_FIELD(c.parallel().bucket_mb() > 0, "parallel.bucket_mb", c.parallel().bucket_mb(),
                    " must be > 0");
+  LOOM_CHECK_FIELD(c.parallel().collective_timeout_s() >= 0, "parallel.collective_timeout_s",
+                   c.parallel().collective_timeout_s(), " must be >= 0 (0: wait forever)");
   LOOM_CHECK_CHOICE(c.parallel().backend(), "parallel.backend", "auto", "local", "mpi", "nccl");
   LOOM_CHECK_CHOICE(c.parallel().nccl_id_method(), "parallel.nccl_id_method", "mpi", "file");
   LOOM_CHECK_CHOICE(c.parallel().overlap(), "parallel.overlap", "auto", "on", "off");

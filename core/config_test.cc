@@ -134,6 +134,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"parallel.backend=gloo", "parallel.backend"},
                       BadValue{"parallel.overlap=maybe", "parallel.overlap"},
                       BadValue{"parallel.bucket_mb=0", "parallel.bucket_mb"},
+                      BadValue{"parallel.collective_timeout_s=-1", "parallel.collective_timeout_s"},
                       BadValue{"parallel.nccl_id_method=file", "parallel.nccl_id_dir"},
                       BadValue{"train.eval_batch_size=-2", "train.eval_batch_size"},
                       BadValue{"logging.progress=fancy", "logging.progress"}));

@@ -17,6 +17,7 @@ APT_PACKAGES=(
   clang libclang-rt-14-dev
   slurm-wlm munge
   libpng-dev zlib1g-dev dataset-fashion-mnist
+  iproute2
 )
 # Pinned: LibTorch comes from this wheel (CUDA 13 build; its CPU path is what tests run).
 PY_PACKAGES=(

@@ -103,9 +103,15 @@ int main(int argc, char** argv) {
   comm_options.backend = config->parallel().backend();
   comm_options.nccl_id_method = config->parallel().nccl_id_method();
   comm_options.nccl_id_dir = config->parallel().nccl_id_dir();
+  comm_options.collective_timeout_s = config->parallel().collective_timeout_s();
   absl::StatusOr<std::unique_ptr<loom::parallel::Communicator>> comm =
       loom::parallel::CreateCommunicator(*world, comm_options);
   if (!comm.ok()) return Fail(comm.status());
+  // Where the ranks run (hosts, local ranks), when there are several.
+  if ((*comm)->world_size() > 1 && (*comm)->rank() == 0 && !(*comm)->Layout().empty()) {
+    std::printf("loom: %s\n", (*comm)->Layout().c_str());
+    std::fflush(stdout);
+  }
   // With several ranks a failure must end all of them (the others would wait in a collective).
   auto fail_job = [&](const absl::Status& status) -> int {
     if ((*comm)->world_size() > 1) {

@@ -18,6 +18,11 @@
 // tensors are contiguous and stay alive and untouched until Wait() returns. Errors come back as a
 // Status naming the call, file and line; a rank that dies takes the job down (mpirun ends the
 // other ranks), and callers turn a failed collective into Abort(), never a hang.
+//
+// Lost peers ("mpi"): a collective that has not completed after `collective_timeout_s` ends the
+// job from a watchdog thread, with a message naming the peers this rank lost contact with, found
+// by a TCP liveness probe to every peer (watchdog.h, liveness.h). Over TCP a cut link or a dead
+// host sends no error: without the deadline every rank would wait forever.
 #ifndef LOOM_PARALLEL_COMMUNICATOR_H_
 #define LOOM_PARALLEL_COMMUNICATOR_H_
 
@@ -67,6 +72,9 @@ class Communicator {
   virtual absl::Status Barrier() = 0;
   // Ends every rank of the job now (MPI_Abort / exit), after printing `message` to stderr.
   [[noreturn]] virtual void Abort(const std::string& message, int exit_code) = 0;
+  // Where the ranks run, host by host ("4 ranks on 2 hosts: node1 = ranks 0-1 (local 0,1), ..."),
+  // when the backend gathered it ("mpi"); empty otherwise.
+  virtual std::string Layout() const { return ""; }
 };
 
 struct CommunicatorOptions {
@@ -78,6 +86,9 @@ struct CommunicatorOptions {
   std::string nccl_id_method = "mpi";
   std::string nccl_id_dir;
   int device = -1;  // NCCL: CUDA device; -1 = world.local_rank
+  // MPI: a collective (or barrier, broadcast, MPI_Finalize) still running after this many
+  // seconds ends the job, naming the lost peers; <= 0 waits forever.
+  double collective_timeout_s = 300;
 
   CommunicatorOptions& set_backend(std::string v) { backend = std::move(v); return *this; }
   CommunicatorOptions& set_chunk_bytes(int64_t v) { chunk_bytes = v; return *this; }

@@ -2,18 +2,28 @@
 
 #include <mpi.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <future>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "parallel/host_layout.h"
 #include "parallel/internal/mpi_check.h"
+#include "parallel/liveness.h"
+#include "parallel/watchdog.h"
 
 namespace loom::parallel {
 namespace {
@@ -57,10 +67,44 @@ class FutureWork : public Work {
   bool done_ = false;
 };
 
+// What every rank tells the others at start-up (MPI_Allgather of raw bytes: the ranks of one job
+// run the same binary on the same architecture).
+struct PeerRecord {
+  char host[64];
+  int32_t local_rank;
+  int32_t pid;
+  uint64_t nonce;
+  uint16_t port;  // liveness listener; 0: none
+  uint16_t num_addresses;
+  uint32_t addresses[8];
+};
+
+// How long the probe of a stalled collective waits for peers' answers, and how long Abort()
+// leaves MPI_Abort before ending the process itself.
+constexpr double kProbeTimeoutS = 5;
+constexpr int kAbortGraceS = 10;
+// After its probe, a rank waits until kProbeTimeoutS + kReportSlackS after it noticed the stall
+// before ending the job, so that the other ranks (which notice within a watchdog poll interval,
+// at most 1 s) can print their reports first.
+constexpr double kReportSlackS = 3;
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "unknown-host";
+  return buf;
+}
+
 class MpiCommunicator : public Communicator {
  public:
-  MpiCommunicator(int rank, int size, int64_t chunk_bytes)
-      : rank_(rank), size_(size), chunk_bytes_(chunk_bytes), thread_([this] { Loop(); }) {}
+  MpiCommunicator(int rank, int size, int local_rank, const CommunicatorOptions& options)
+      : rank_(rank),
+        size_(size),
+        local_rank_(local_rank),
+        chunk_bytes_(options.chunk_bytes),
+        host_(Hostname()),
+        watchdog_(options.collective_timeout_s,
+                  [this](const StalledCollective& s) { OnStalled(s); }),
+        thread_([this] { Loop(); }) {}
 
   ~MpiCommunicator() override {
     {
@@ -71,7 +115,85 @@ class MpiCommunicator : public Communicator {
     thread_.join();
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Finalize();
+    if (!finalized) {
+      // MPI_Finalize synchronises with the peers too; a lost one would hang it.
+      finalizing_ = true;
+      watchdog_.Begin("MPI_Finalize", 0);
+      MPI_Finalize();
+      watchdog_.End();
+    }
+  }
+
+  // The start-up exchange (mpi_communicator.h, "Lost peers", 1).
+  absl::Status StartUp() {
+    std::random_device random;
+    const uint64_t nonce = (uint64_t{random()} << 32) ^ random() ^ static_cast<uint64_t>(getpid());
+    PeerRecord mine{};
+    std::snprintf(mine.host, sizeof(mine.host), "%s", host_.c_str());
+    mine.local_rank = local_rank_;
+    mine.pid = static_cast<int32_t>(getpid());
+    mine.nonce = nonce;
+    const std::string spec = AddressSpecFromEnvironment();
+    absl::StatusOr<std::vector<uint32_t>> addresses =
+        SelectAddresses(ListIpv4Interfaces(), spec);
+    if (!addresses.ok() && std::getenv("LOOM_NET_IF") != nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("LOOM_NET_IF: ", addresses.status().message()));
+    }
+    if (!addresses.ok()) addresses = SelectAddresses(ListIpv4Interfaces(), "");
+    if (addresses.ok()) {
+      absl::StatusOr<std::unique_ptr<LivenessListener>> listener =
+          LivenessListener::Start(rank_, nonce);
+      if (listener.ok()) {
+        listener_ = std::move(*listener);
+        mine.port = listener_->port();
+        for (uint32_t a : *addresses) {
+          if (mine.num_addresses == std::size(mine.addresses)) break;
+          mine.addresses[mine.num_addresses++] = a;
+        }
+      } else {
+        std::fprintf(stderr, "loom: rank %d: warning: %s; a stalled collective will not name "
+                     "lost peers\n", rank_, std::string(listener.status().message()).c_str());
+      }
+    }
+    std::vector<PeerRecord> all(static_cast<size_t>(size_));
+    absl::Status s = Submit([&]() -> absl::Status {
+      return LOOM_MPI_STATUS(MPI_Allgather(&mine, sizeof(PeerRecord), MPI_BYTE, all.data(),
+                                           sizeof(PeerRecord), MPI_BYTE, MPI_COMM_WORLD));
+    }, "start-up exchange", static_cast<int64_t>(sizeof(PeerRecord)) * size_)->Wait();
+    if (!s.ok()) return s;
+    std::vector<RankPlacement> placements;
+    std::vector<ProbeTarget> targets;
+    for (int r = 0; r < size_; ++r) {
+      const PeerRecord& p = all[static_cast<size_t>(r)];
+      RankPlacement pl;
+      pl.rank = r;
+      pl.host = std::string(p.host, strnlen(p.host, sizeof(p.host)));
+      pl.local_rank = p.local_rank;
+      ProbeTarget t;
+      t.rank = r;
+      t.port = p.port;
+      t.nonce = p.nonce;
+      for (int i = 0; i < std::min<int>(p.num_addresses, std::size(p.addresses)); ++i) {
+        pl.addresses.push_back(p.addresses[i]);
+        if (p.port != 0) t.addresses.push_back(p.addresses[i]);
+      }
+      placements.push_back(std::move(pl));
+      targets.push_back(std::move(t));
+    }
+    if (absl::Status check = CheckLocalRanks(placements); !check.ok() && rank_ == 0) {
+      std::fprintf(stderr, "loom: warning: %s\n", std::string(check.message()).c_str());
+    }
+    std::lock_guard<std::mutex> lock(peers_mu_);
+    placements_ = std::move(placements);
+    targets_ = std::move(targets);
+    layout_ = DescribeLayout(placements_);
+    return absl::OkStatus();
+  }
+
+  std::string Layout() const override {
+    std::lock_guard<std::mutex> lock(peers_mu_);
+    return layout_;
   }
 
   int rank() const override { return rank_; }
@@ -94,7 +216,7 @@ class MpiCommunicator : public Communicator {
         start += count;
       }
       return absl::OkStatus();
-    }, t.nbytes());
+    }, "all-reduce", t.nbytes());
   }
 
   std::unique_ptr<Work> ReduceScatter(const at::Tensor& input, const at::Tensor& output) override {
@@ -133,7 +255,7 @@ class MpiCommunicator : public Communicator {
         if (!s.ok()) return s;
       }
       return absl::OkStatus();
-    }, input.nbytes());
+    }, "reduce-scatter", input.nbytes());
   }
 
   std::unique_ptr<Work> AllGatherInPlace(const at::Tensor& buffer) override {
@@ -147,7 +269,7 @@ class MpiCommunicator : public Communicator {
       const int64_t n = buffer.numel() / size_;
       return LOOM_MPI_STATUS(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer.data_ptr(),
                                            static_cast<int>(n), type, MPI_COMM_WORLD));
-    }, buffer.nbytes());
+    }, "all-gather", buffer.nbytes());
   }
 
   std::unique_ptr<Work> Broadcast(const at::Tensor& t, int root) override {
@@ -164,21 +286,63 @@ class MpiCommunicator : public Communicator {
         start += count;
       }
       return absl::OkStatus();
-    }, t.nbytes());
+    }, "broadcast", t.nbytes());
   }
 
   absl::Status Barrier() override {
-    return Submit([] { return LOOM_MPI_STATUS(MPI_Barrier(MPI_COMM_WORLD)); })->Wait();
+    return Submit([] { return LOOM_MPI_STATUS(MPI_Barrier(MPI_COMM_WORLD)); }, "barrier")->Wait();
   }
 
   [[noreturn]] void Abort(const std::string& message, int exit_code) override {
     std::fprintf(stderr, "loom: rank %d: %s; aborting the job\n", rank_, message.c_str());
     std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, exit_code);
+    // MPI_Abort asks Open MPI's runtime to end every rank; if that runtime is cut off too (a
+    // lost network), it may never return: end this process ourselves after a grace period.
+    std::thread([exit_code] {
+      std::this_thread::sleep_for(std::chrono::seconds(kAbortGraceS));
+      std::_Exit(exit_code);
+    }).detach();
+    if (!finalizing_) MPI_Abort(MPI_COMM_WORLD, exit_code);
     std::_Exit(exit_code);  // MPI_Abort does not return; belt and braces
   }
 
  private:
+  // The watchdog's handler (watchdog thread): name what this rank lost, then end the job.
+  void OnStalled(const StalledCollective& s) {
+    // Every rank in the stalled collective gets here within about a poll interval of the others.
+    // Each reports what it sees before any of them ends the job, so the report shows both sides
+    // of a partition (with three hosts or more, the isolated one is named by everyone else).
+    const auto report_by = std::chrono::steady_clock::now() +
+                           std::chrono::duration<double>(kProbeTimeoutS + kReportSlackS);
+    std::vector<RankPlacement> placements;
+    std::vector<ProbeTarget> targets;
+    {
+      std::lock_guard<std::mutex> lock(peers_mu_);
+      placements = placements_;
+      targets = targets_;
+    }
+    std::vector<PeerState> states;
+    if (!targets.empty()) {
+      std::vector<ProbeTarget> others;
+      for (const ProbeTarget& t : targets) {
+        if (t.rank != rank_) others.push_back(t);
+      }
+      std::vector<PeerState> found = ProbePeers(others, kProbeTimeoutS);
+      states.assign(targets.size(), PeerState::kAlive);
+      for (size_t i = 0; i < others.size(); ++i) states[others[i].rank] = found[i];
+    }
+    const std::string message =
+        absl::StrFormat("%s did not complete within %.0f s on host %s; %s",
+                        DescribeCollective(s), watchdog_.timeout_s(), host_,
+                        DescribeProbe(rank_, placements, states));
+    std::fprintf(stderr, "loom: rank %d: %s\n", rank_, message.c_str());
+    std::fflush(stderr);
+    if (size_ > 1 && !finalizing_) std::this_thread::sleep_until(report_by);
+    Abort(absl::StrFormat("%s did not complete within %.0f s", DescribeCollective(s),
+                          watchdog_.timeout_s()),
+          1);
+  }
+
   int64_t ChunkElements(int64_t elem) const {
     const int64_t cap = (int64_t{1} << 30) / elem;  // MPI counts are int
     return chunk_bytes_ > 0 ? std::max<int64_t>(1, std::min(cap, chunk_bytes_ / elem)) : cap;
@@ -189,7 +353,8 @@ class MpiCommunicator : public Communicator {
   // all-reduce to the thread cost ~5 us of wake-up, 4x the collective itself.
   static constexpr int64_t kInlineBytes = int64_t{1} << 20;
 
-  std::unique_ptr<Work> Submit(std::function<absl::Status()> fn, int64_t bytes = 0) {
+  std::unique_ptr<Work> Submit(std::function<absl::Status()> fn, const char* what,
+                               int64_t bytes = 0) {
     if (bytes <= kInlineBytes) {
       bool claimed = false;
       {
@@ -197,7 +362,9 @@ class MpiCommunicator : public Communicator {
         if (queue_.empty() && !busy_) claimed = busy_ = true;
       }
       if (claimed) {
+        watchdog_.Begin(what, bytes);
         absl::Status status = fn();
+        watchdog_.End();
         {
           std::lock_guard<std::mutex> lock(mu_);
           busy_ = false;
@@ -207,8 +374,8 @@ class MpiCommunicator : public Communicator {
         return CompletedWork(std::move(status));
       }
     }
-    std::packaged_task<absl::Status()> task(std::move(fn));
-    auto work = std::make_unique<FutureWork>(task.get_future());
+    Task task{std::packaged_task<absl::Status()>(std::move(fn)), what, bytes};
+    auto work = std::make_unique<FutureWork>(task.run.get_future());
     {
       std::lock_guard<std::mutex> lock(mu_);
       queue_.push_back(std::move(task));
@@ -219,7 +386,7 @@ class MpiCommunicator : public Communicator {
 
   void Loop() {
     for (;;) {
-      std::packaged_task<absl::Status()> task;
+      Task task;
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [this] { return (stop_ || !queue_.empty()) && !busy_; });
@@ -228,7 +395,9 @@ class MpiCommunicator : public Communicator {
         queue_.pop_front();
         busy_ = true;
       }
-      task();
+      watchdog_.Begin(task.what, task.bytes);
+      task.run();
+      watchdog_.End();
       {
         std::lock_guard<std::mutex> lock(mu_);
         busy_ = false;
@@ -238,10 +407,25 @@ class MpiCommunicator : public Communicator {
 
   const int rank_;
   const int size_;
+  const int local_rank_;
   const int64_t chunk_bytes_;
+  const std::string host_;
+  std::atomic<bool> finalizing_{false};
+  // From the start-up exchange.
+  mutable std::mutex peers_mu_;
+  std::vector<RankPlacement> placements_;
+  std::vector<ProbeTarget> targets_;
+  std::string layout_;
+  std::unique_ptr<LivenessListener> listener_;
+  CollectiveWatchdog watchdog_;  // before thread_: every MPI call goes through it
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::packaged_task<absl::Status()>> queue_;
+  struct Task {
+    std::packaged_task<absl::Status()> run;
+    const char* what = "";  // for the watchdog
+    int64_t bytes = 0;
+  };
+  std::deque<Task> queue_;
   bool stop_ = false;
   bool busy_ = false;  // a collective is running (on the thread or inline on the caller)
   std::thread thread_;  // last: starts after the members it uses
@@ -276,7 +460,10 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator(
         ") says rank ", world.rank, " of ", world.world_size,
         "; start Loom with mpirun/srun directly, one process per rank"));
   }
-  return std::unique_ptr<Communicator>(new MpiCommunicator(rank, size, options.chunk_bytes));
+  auto comm = std::make_unique<MpiCommunicator>(
+      rank, size, world.source != "none" ? world.local_rank : rank, options);
+  if (absl::Status s = comm->StartUp(); !s.ok()) return s;
+  return std::unique_ptr<Communicator>(std::move(comm));
 }
 
 }  // namespace loom::parallel
