@@ -22,8 +22,9 @@ Run through Bazel (tests/throughput_benchmark.sh passes the binaries and data):
       glibc allocator, and with the allocator settings Loom applies to itself
       (MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483648 MALLOC_TOP_PAD_=67108864, what
       core/malloc_tuning.cc sets with mallopt).
-3. Prints a table and a one-line verdict against the target: Loom >= 1.3x the PyTorch loop on
-   "small" and never slower on "large", judged against the faster of the two PyTorch settings.
+3. Prints a table and two verdicts against the target (Loom >= 1.3x the PyTorch loop on "small"
+   and never slower on "large"): against the loop with glibc's default malloc (the issue's
+   comparison: what a user runs), and, stricter, against the faster of the two PyTorch settings.
 
 Models: "small" (d=256, 4 layers, 4 heads, seq 256, batch 8, dense 4d GELU FFN), "small_lowrank_sgt"
 (the same with LowRank FFNs R=d/4 except block 0's, self-guided training with a cosine alpha over
@@ -412,22 +413,26 @@ def main():
             print(f"| {name} | {lo:.0f} | {pt:.0f} | {lo / pt:.2f}x | {pt2:.0f} | {lo / pt2:.2f}x "
                   f"| {r['loom']['params']} / {human_params(r['torch']['num_params'])} |")
         print()
-        parts, met = [], True
-        for name, target in TARGETS.items():
-            if name not in results:
-                parts.append(f"{name} not run")
-                met = False
-                continue
-            r = results[name]
-            ratio = r["loom"]["tokens_per_s"] / max(r["torch"]["tokens_per_s"],
-                                                    r["torch_tuned"]["tokens_per_s"])
-            ok = ratio >= target
-            met = met and ok
-            parts.append(f"{name} {ratio:.2f}x {'>=' if ok else '<'} {target:.1f}x")
-        verdict = ("NOT MET" if any(" < " in s for s in parts) else
-                   "NOT FULLY ASSESSED" if not met else "MET")
-        print(f"verdict: target {verdict}: {'; '.join(parts)} "
-              f"(Loom vs the faster PyTorch setting; target: >= 1.3x on small, >= 1.0x on large)")
+        # Two verdicts: the issue's comparison (the eager PyTorch loop as a user runs it, glibc
+        # defaults) and a stricter one (PyTorch also given Loom's malloc settings).
+        for label, sides in (("vs the PyTorch loop with default malloc", ("torch",)),
+                             ("vs PyTorch also given Loom's malloc settings",
+                              ("torch", "torch_tuned"))):
+            parts, met = [], True
+            for name, target in TARGETS.items():
+                if name not in results:
+                    parts.append(f"{name} not run")
+                    met = False
+                    continue
+                r = results[name]
+                ratio = r["loom"]["tokens_per_s"] / max(r[k]["tokens_per_s"] for k in sides)
+                ok = ratio >= target
+                met = met and ok
+                parts.append(f"{name} {ratio:.2f}x {'>=' if ok else '<'} {target:.1f}x")
+            verdict = ("NOT MET" if any(" < " in s for s in parts) else
+                       "NOT FULLY ASSESSED" if not met else "MET")
+            print(f"verdict {label}: {verdict}: {'; '.join(parts)} "
+                  f"(target: >= 1.3x on small, >= 1.0x on large)")
         if args.json_out:
             out = os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", ""), args.json_out)
             with open(out, "w") as f:
