@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 launch/setup.sh || { echo "test: setup failed" >&2; exit 1; }
 
 start=$(date +%s)
+# Count only this run's test cases: drop reports left by earlier invocations (e.g. the
+# run_N_of_M directories of a --runs_per_test run), which would otherwise be counted again.
+find -L bazel-testlogs -name test.xml -delete 2>/dev/null || true
 # Tests always run (never served from the disk cache): they also check things Bazel does not
 # track, such as the installed LibTorch.
 bazel test --nocache_test_results //... ; test_rc=$?

@@ -54,21 +54,8 @@ assert not any('global,wd=global' in g for g in groups), groups
 PY
 done
 
-same_run() {  # same_run A B: metrics and final weights bitwise equal
-  python3 - "$1" "$2" <<'PY' || fail "$1 and $2 differ"
-import json, sys
-from safetensors.numpy import load_file
-a, b = sys.argv[1:]
-def recs(d):
-    return {(("eval" if "val_loss" in r else "train"), r["step"]): {k: r[k] for k in ("loss", "grad_norm", "val_loss") if k in r}
-            for r in map(json.loads, open(f"{d}/metrics.jsonl")) if "event" not in r}
-assert recs(a) == recs(b)
-wa, wb = load_file(f"{a}/model.safetensors"), load_file(f"{b}/model.safetensors")
-assert wa.keys() == wb.keys()
-for k in wa:
-    assert wa[k].tobytes() == wb[k].tobytes(), k
-print(f"{b} == {a}: bitwise")
-PY
+same_run() {  # same_run A B: metrics and final weights bitwise equal (tests/same_run.py)
+  python3 "$RUNFILES/tests/same_run.py" "$1" "$2" || fail "$1 and $2 differ"
 }
 
 # SGConv with residual dropout: the RNG state in the checkpoint makes the masks resume exactly.

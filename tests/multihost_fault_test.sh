@@ -37,29 +37,8 @@ common=(--config="$CONFIG" --set=data.tokenizer=byte
   --set=train.num_threads=1 --set=logging.progress=plain
   --set=checkpoint.every_steps=4 --set=checkpoint.keep_last=2)
 
-same_run() {  # same_run A B: metrics and final weights bitwise equal
-  python3 - "$1" "$2" <<'PY' || fail "$1 and $2 differ"
-import json, sys
-from safetensors.numpy import load_file
-a, b = sys.argv[1], sys.argv[2]
-def recs(d):
-    out = {}
-    for line in open(f"{d}/metrics.jsonl"):
-        r = json.loads(line)
-        if "event" in r:
-            continue
-        key = ("eval" if "val_loss" in r else "train", r["step"])
-        assert key not in out, f"{d}: duplicate record {key}"
-        out[key] = {k: r[k] for k in ("loss", "grad_norm", "val_loss") if k in r}
-    return out
-ra, rb = recs(a), recs(b)
-assert ra == rb, [(k, ra.get(k), rb.get(k)) for k in sorted(set(ra) | set(rb)) if ra.get(k) != rb.get(k)][:5]
-wa, wb = load_file(f"{a}/model.safetensors"), load_file(f"{b}/model.safetensors")
-assert wa.keys() == wb.keys()
-for k in wa:
-    assert wa[k].tobytes() == wb[k].tobytes(), k
-print(f"{b.rsplit('/', 1)[1]} == {a.rsplit('/', 1)[1]}: {len(ra)} metric records and {len(wa)} tensors bitwise equal")
-PY
+same_run() {  # same_run A B: metrics and final weights bitwise equal (tests/same_run.py)
+  python3 "$RUNFILES/tests/same_run.py" "$1" "$2" || fail "$1 and $2 differ"
 }
 
 # fault NAME NET BOUND_S WRAPPER_OPTIONS... -- TRAIN_OPTIONS...: train, cut NET of node2 after the
