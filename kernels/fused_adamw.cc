@@ -25,7 +25,7 @@ struct Coefficients {
 
 // One pass: p <- p * decay; m <- beta1 m + (1 - beta1) g; v <- beta2 v + (1 - beta2) g^2;
 // p <- p - step_size * m / (sqrt(v) / sqrt(bc2) + eps). The operation order follows torch's.
-// Plain functions, not a template: GCC ignores target_clones on template instances. The library
+// Plain overloads, not a template: GCC ignores target_clones on template instances. The library
 // builds with -fno-math-errno, without which a loop calling sqrt does not vectorise.
 #define LOOM_ADAMW_UPDATE_BODY                                                   \
   for (int64_t i = 0; i < n; ++i) {                                              \
@@ -39,28 +39,18 @@ struct Coefficients {
   }
 
 __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-void UpdateRangeF32(float* __restrict p, const float* __restrict g, float* __restrict m,
+void UpdateRange(float* __restrict p, const float* __restrict g, float* __restrict m,
                     float* __restrict v, int64_t n, Coefficients<float> c) {
   LOOM_ADAMW_UPDATE_BODY
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-void UpdateRangeF64(double* __restrict p, const double* __restrict g, double* __restrict m,
+void UpdateRange(double* __restrict p, const double* __restrict g, double* __restrict m,
                     double* __restrict v, int64_t n, Coefficients<double> c) {
   LOOM_ADAMW_UPDATE_BODY
 }
 
 #undef LOOM_ADAMW_UPDATE_BODY
-
-void UpdateRange(float* p, const float* g, float* m, float* v, int64_t n,
-                 const Coefficients<float>& c) {
-  UpdateRangeF32(p, g, m, v, n, c);
-}
-
-void UpdateRange(double* p, const double* g, double* m, double* v, int64_t n,
-                 const Coefficients<double>& c) {
-  UpdateRangeF64(p, g, m, v, n, c);
-}
 
 template <typename T>
 void FusedUpdate(const at::Tensor& p, const at::Tensor& g, const at::Tensor& m,
