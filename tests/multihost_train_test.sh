@@ -97,32 +97,8 @@ echo "$layout"
 echo "data network traffic during the 2x2 run: $data_bytes bytes"
 (( data_bytes > 2000000 )) || fail "only $data_bytes bytes crossed the data network"
 
-python3 - "$WORK" <<'PY' || fail "2 hosts x 2 ranks differ from 1 process"
-import json, sys
-from safetensors.numpy import load_file
-work = sys.argv[1]
-def metrics(name):
-    recs = [json.loads(l) for l in open(f"{work}/{name}/metrics.jsonl")]
-    return ([(r["step"], r["loss"], r["grad_norm"]) for r in recs if "loss" in r],
-            [(r["step"], r["val_loss"]) for r in recs if "val_loss" in r])
-def rel(a, b): return abs(a - b) / max(abs(b), 1e-30)
-def compare(name, ref, tol):
-    (tr, ev), (tr0, ev0) = metrics(name), metrics(ref)
-    assert len(tr) == len(tr0) == 6 and len(ev) == len(ev0) == 3, (name, len(tr), len(ev))
-    worst = 0.0
-    for (s, l, g), (s0, l0, g0) in zip(tr, tr0):
-        assert s == s0
-        worst = max(worst, rel(l, l0), rel(g, g0))
-    for (s, v), (s0, v0) in zip(ev, ev0):
-        worst = max(worst, rel(v, v0))
-    w, w0 = load_file(f"{work}/{name}/model.safetensors"), load_file(f"{work}/{ref}/model.safetensors")
-    assert w.keys() == w0.keys() and len(w) > 5
-    wworst = max(float(abs(w[k] - w0[k]).max() / max(abs(w0[k]).max(), 1e-30)) for k in w0)
-    print(f"{name} vs {ref}: metrics {worst:.2e}, weights {wworst:.2e} (tolerance {tol:.0e})")
-    assert worst < tol and wworst < tol, name
-compare("r4", "r1", 1e-10)
-compare("r4z", "r1", 1e-10)
-PY
+python3 "$RUNFILES/tests/close_runs.py" "$WORK" r4:r1:1e-10 r4z:r1:1e-10 ||
+  fail "2 hosts x 2 ranks differ from 1 process"
 
 # 3. The harness: `gc` removes a set whose owner process died, with the processes inside it;
 #    `destroy` leaves no namespace behind.
