@@ -395,6 +395,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
                      l.mask_rate(), " is out of range [0, 1)");
     LOOM_CHECK_FIELD(l.max_length() >= 0 && l.max_examples() >= 0, "task.lra.max_length",
                      "max_length and max_examples must be >= 0");
+    LOOM_CHECK_CHOICE(l.pathfinder_difficulty(), "task.lra.pathfinder_difficulty",
+                      "curv_baseline", "curv_contour_length_9", "curv_contour_length_14");
     LOOM_CHECK_CHOICE(m.pooling(), "model.pooling", "mean", "max", "last", "cls");
     LOOM_CHECK_FIELD(l.objective() != "spt" || m.pooling() != "cls", "model.pooling",
                      "\"cls\" has no meaning for self-pretraining");

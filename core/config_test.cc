@@ -55,6 +55,24 @@ TEST(ConfigTest, WrongTypeIsRejected) {
   EXPECT_THAT(d.status().message(), HasSubstr("y.textproto:1"));
 }
 
+TEST(ConfigTest, PathfinderDifficultyMustBeAReleaseDirectory) {
+  RunConfig c;
+  c.mutable_task()->set_type("lra");
+  c.mutable_task()->mutable_lra()->set_name("pathfinder32");
+  c.mutable_task()->mutable_lra()->set_data_dir("/data/pathfinder32");
+  c.mutable_model()->set_head("classify");
+  ASSERT_TRUE(ResolveDefaults(&c).ok());
+  EXPECT_EQ(c.task().lra().pathfinder_difficulty(), "curv_contour_length_14");
+  for (const char* ok : {"curv_baseline", "curv_contour_length_9", "curv_contour_length_14"}) {
+    c.mutable_task()->mutable_lra()->set_pathfinder_difficulty(ok);
+    EXPECT_TRUE(ValidateRunConfig(c).ok()) << ok << ": " << ValidateRunConfig(c);
+  }
+  c.mutable_task()->mutable_lra()->set_pathfinder_difficulty("hard");
+  absl::Status s = ValidateRunConfig(c);
+  EXPECT_THAT(s.message(), HasSubstr("task.lra.pathfinder_difficulty"));
+  EXPECT_THAT(s.message(), HasSubstr("\"hard\""));
+}
+
 TEST(ConfigTest, OverridesSetNestedFields) {
   RunConfig c = Valid();
   ASSERT_TRUE(ApplyOverride("train.max_steps=42", &c).ok());

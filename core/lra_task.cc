@@ -54,6 +54,7 @@ absl::StatusOr<std::unique_ptr<LraTask>> LraTask::Create(const RunConfig& config
   o.max_length = l.max_length();
   o.split_seed = l.split_seed();
   o.max_examples = l.max_examples();
+  o.pathfinder_difficulty = l.pathfinder_difficulty();
   LOOM_ASSIGN_OR_RETURN(task->data_, data::lra::LoadTask(o));
   const auto& d = task->data_;
   if (d.train.empty()) {

@@ -42,8 +42,6 @@ constexpr int64_t kCifarPixels = 32 * 32;
 constexpr int64_t kCifarRecordBytes = 1 + 3 * kCifarPixels;
 constexpr int64_t kCifarVal = 5000;
 
-constexpr const char* kPathfinderDifficulty = "curv_contour_length_14";
-
 std::string Join(const std::string& dir, const std::string& name) {
   return (fs::path(dir) / name).string();
 }
@@ -470,7 +468,15 @@ absl::StatusOr<std::vector<std::string>> MetadataFiles(const std::string& meta_d
 }
 
 absl::Status LoadPathfinder(const LoadOptions& opt, int64_t resolution, TaskData* d) {
-  const std::string root = Join(opt.data_dir, kPathfinderDifficulty);
+  const std::string& difficulty = opt.pathfinder_difficulty;
+  if (difficulty != "curv_baseline" && difficulty != "curv_contour_length_9" &&
+      difficulty != "curv_contour_length_14") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pathfinder difficulty \"", difficulty,
+        "\" is not one of the release's curv_baseline, curv_contour_length_9, "
+        "curv_contour_length_14"));
+  }
+  const std::string root = Join(opt.data_dir, difficulty);
   LOOM_RETURN_IF_ERROR(RequireDir(root, absl::StrCat("data_dir should be the pathfinder",
                                                      resolution, "/ directory of the release")));
   const std::string meta_dir = Join(root, "metadata");
@@ -561,7 +567,7 @@ absl::Status LoadPathfinder(const LoadOptions& opt, int64_t resolution, TaskData
     empty_note = " No empty PNG files.";
   }
   d->notes = absl::StrCat(
-      d->task, ": ", Counts(*d), " from ", kPathfinderDifficulty, "/ (", meta_files.size(),
+      d->task, ": ", Counts(*d), " from ", difficulty, "/ (", meta_files.size(),
       " metadata files, ", n, " usable images). Splits: SeededPermutation(", n, ", seed ",
       opt.split_seed, "): first ", n_train, " train, next ", n_val, " val, last ", n_test,
       " test (80/10/10).", empty_note, " ", resolution, "x", resolution,

@@ -88,6 +88,9 @@ struct LoadOptions {
   uint64_t split_seed = 42;  // for the splits that are carved (image val, pathfinder 80/10/10)
   int64_t max_examples = 0;  // 0: all; else keep at most this many per split (the first ones of
                              // each split, after any carving; files are read only as needed)
+  // Pathfinder: the difficulty directory under data_dir (curv_baseline, curv_contour_length_9,
+  // curv_contour_length_14; the LRA task is the last).
+  std::string pathfinder_difficulty = "curv_contour_length_14";
 };
 
 absl::StatusOr<TaskData> LoadTask(const LoadOptions& options);

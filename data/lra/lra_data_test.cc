@@ -513,6 +513,33 @@ TEST(PathfinderTest, CorruptPngAndWrongSizeAreErrors) {
   EXPECT_THAT(Message(d.status()), HasSubstr("is 32 x 32, expected 64 x 64"));
 }
 
+TEST(PathfinderTest, ReadsTheChosenDifficultyDirectory) {
+  const std::string dir = PathfinderDir("pathfinder32_difficulty", 32);
+  // The one curv_baseline image is added here (the decoy's metadata names imgs/0/sample_0.png).
+  ASSERT_TRUE(MakeDirs(dir + "/curv_baseline/imgs/0").ok());
+  ASSERT_TRUE(WriteGrayPng(dir + "/curv_baseline/imgs/0/sample_0.png", PathfinderImage(32, 5)).ok());
+  LoadOptions opt;
+  opt.task = "pathfinder32";
+  opt.data_dir = dir;
+  opt.pathfinder_difficulty = "curv_baseline";
+  TaskData d = MustLoad(opt);
+  ASSERT_EQ(d.train.size() + d.val.size() + d.test.size(), 1u);
+  const Example& ex = d.train.empty() ? (d.val.empty() ? d.test[0] : d.val[0]) : d.train[0];
+  EXPECT_EQ(ex.tokens[0], 5);
+  EXPECT_EQ(ex.label, 1);
+  EXPECT_THAT(d.notes, HasSubstr("from curv_baseline/"));
+
+  opt.pathfinder_difficulty = "curv_contour_length_9";  // not in this directory
+  absl::StatusOr<TaskData> missing = LoadTask(opt);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(Message(missing.status()), HasSubstr("curv_contour_length_9"));
+
+  opt.pathfinder_difficulty = "curv_contour_length_12";
+  absl::StatusOr<TaskData> bad = LoadTask(opt);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(Message(bad.status()), HasSubstr("\"curv_contour_length_12\" is not one of"));
+}
+
 TEST(PathfinderTest, PathXAliasAndLength) {
   LoadOptions opt;
   opt.task = "pathfinder128";
