@@ -16,7 +16,8 @@
 // crossover token count per variant (the smallest count at which structured is faster).
 //
 // Flags (besides Google Benchmark's): --widths=a,b,c (training widths), --infer_widths=a,b,
-// --skip_train, --skip_inference, --threads=N (default 2).
+// --skip_train, --skip_inference, --threads=N (default 2), --iters=N (timed iterations per case;
+// default 5 / 3 / 2 at d = 1024 / 2048 / 4096).
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
@@ -218,6 +219,7 @@ struct Flags {
   bool train = true;
   bool inference = true;
   int threads = 2;
+  int iters = 0;  // timed fwd+bwd iterations per case; 0: 5 / 3 / 2 by width
 };
 
 Flags ParseFlags(int argc, char** argv) {
@@ -231,6 +233,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.widths = ParseList(v);
     } else if (const char* v = value("--infer_widths")) {
       f.infer_widths = ParseList(v);
+    } else if (const char* v = value("--iters")) {
+      f.iters = std::atoi(v);
     } else if (const char* v = value("--threads")) {
       f.threads = std::atoi(v);
     } else if (a == "--skip_train") {
@@ -313,7 +317,7 @@ int main(int argc, char** argv) {
   if (flags.train) {
     for (int64_t d : flags.widths) {
       // ~3.3 TFLOP per dense fwd+bwd at d = 4096: few iterations at the big widths.
-      const int64_t iters = d >= 4096 ? 2 : d >= 2048 ? 3 : 5;
+      const int64_t iters = flags.iters > 0 ? flags.iters : d >= 4096 ? 2 : d >= 2048 ? 3 : 5;
       for (const Variant& v : Variants(d)) {
         benchmark::RegisterBenchmark(
             ("ffn_fwd_bwd/d=" + std::to_string(d) + "/" + v.name).c_str(),
