@@ -7,7 +7,7 @@
 #   3. S4 from scratch,
 # and print the test accuracies as a markdown table (also written to runs/lra_experiment/results.md).
 #
-#   launch/lra_experiment.sh                 # the full experiment, about 1.5 h on 2 cores
+#   launch/lra_experiment.sh                 # the full experiment: ListOps ~30 min, Pathfinder ~40 min on 2 cores
 #   LRA_EXPERIMENT_SMOKE=1 launch/lra_experiment.sh   # a few steps each: checks the pipeline
 #
 # Sizes (smaller than the paper's; a 2-core CPU): ListOps 20k/1k/1k examples with the exact
