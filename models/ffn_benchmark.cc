@@ -17,7 +17,8 @@
 //
 // Flags (besides Google Benchmark's): --widths=a,b,c (training widths), --infer_widths=a,b,
 // --skip_train, --skip_inference, --threads=N (default 2), --iters=N (timed iterations per case;
-// default 5 / 3 / 2 at d = 1024 / 2048 / 4096).
+// default 5 / 3 / 2 at d = 1024 / 2048 / 4096), --rounds=N (time the training part in N
+// interleaved rounds, one step of every variant per round; prints minimum and median ratios).
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
@@ -147,6 +148,44 @@ void BM_FfnForwardBackward(benchmark::State& state, Variant v, int64_t d) {
   g_train[{d, v.name}] = {best, NumMatmulWeights(*ffn)};
 }
 
+// Interleaved rounds (--rounds=N): every variant of a width is built and warmed up, then each
+// round times one fwd+bwd of every variant in turn. The VM's speed drifts by several percent over
+// minutes; one variant after another lets that drift land between dense and a structured variant,
+// while rounds spread it over all of them. Reports the minimum (into g_train, as the default mode)
+// and the median per variant.
+std::map<std::pair<int64_t, std::string>, double> g_train_median;
+
+void RunInterleaved(int64_t d, int rounds) {
+  struct Case {
+    Variant v;
+    std::shared_ptr<FeedForward> ffn;
+    std::vector<double> times;
+  };
+  std::vector<Case> cases;
+  for (const Variant& v : Variants(d)) cases.push_back({v, MakeFeedForward(v, d), {}});
+  at::Tensor x = at::randn({kTokens, d}).requires_grad_(true);
+  at::Tensor gy = at::randn({kTokens, d});
+  auto step = [&](FeedForward& ffn) {
+    for (auto& p : ffn.parameters()) p.mutable_grad() = at::Tensor();
+    x.mutable_grad() = at::Tensor();
+    ffn.Forward(x).backward(gy);
+  };
+  for (Case& c : cases) step(*c.ffn);  // warm-up
+  for (int r = 0; r < rounds; ++r) {
+    for (Case& c : cases) {
+      const auto start = std::chrono::steady_clock::now();
+      step(*c.ffn);
+      c.times.push_back(Seconds(start));
+    }
+    std::fprintf(stderr, "d=%lld: round %d/%d\n", static_cast<long long>(d), r + 1, rounds);
+  }
+  for (Case& c : cases) {
+    std::sort(c.times.begin(), c.times.end());
+    g_train[{d, c.v.name}] = {c.times.front(), NumMatmulWeights(*c.ffn)};
+    g_train_median[{d, c.v.name}] = c.times[c.times.size() / 2];
+  }
+}
+
 // ---- part 2: structured vs merged inference ---------------------------------------------------
 
 struct InferKey {
@@ -220,6 +259,7 @@ struct Flags {
   bool inference = true;
   int threads = 2;
   int iters = 0;  // timed fwd+bwd iterations per case; 0: 5 / 3 / 2 by width
+  int rounds = 0;  // > 0: interleaved rounds instead of one variant after another
 };
 
 Flags ParseFlags(int argc, char** argv) {
@@ -233,6 +273,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.widths = ParseList(v);
     } else if (const char* v = value("--infer_widths")) {
       f.infer_widths = ParseList(v);
+    } else if (const char* v = value("--rounds")) {
+      f.rounds = std::atoi(v);
     } else if (const char* v = value("--iters")) {
       f.iters = std::atoi(v);
     } else if (const char* v = value("--threads")) {
@@ -254,8 +296,10 @@ Flags ParseFlags(int argc, char** argv) {
 void PrintTrainSummary(const Flags& flags) {
   std::printf("\n## Forward+backward, %lld tokens, float32, %d threads (min over iterations)\n\n",
               static_cast<long long>(kTokens), flags.threads);
-  std::printf("| d | variant | ms | speed-up | ideal | %% of ideal |\n");
-  std::printf("|---|---|---|---|---|---|\n");
+  const bool medians = !g_train_median.empty();
+  std::printf("| d | variant | ms | speed-up | ideal | %% of ideal |%s\n",
+              medians ? " % of ideal (medians) |" : "");
+  std::printf("|---|---|---|---|---|---|%s\n", medians ? "---|" : "");
   for (int64_t d : flags.widths) {
     auto dense = g_train.find({d, "dense"});
     if (dense == g_train.end()) continue;
@@ -263,15 +307,21 @@ void PrintTrainSummary(const Flags& flags) {
       auto it = g_train.find({d, v.name});
       if (it == g_train.end()) continue;
       if (v.type == "dense") {
-        std::printf("| %lld | %s | %.1f | 1.00x | 1.00x | - |\n", static_cast<long long>(d),
-                    v.name.c_str(), it->second.seconds * 1e3);
+        std::printf("| %lld | %s | %.1f | 1.00x | 1.00x | - |%s\n", static_cast<long long>(d),
+                    v.name.c_str(), it->second.seconds * 1e3, medians ? " - |" : "");
         continue;
       }
       const double speedup = dense->second.seconds / it->second.seconds;
       const double ideal = static_cast<double>(dense->second.weights) / it->second.weights;
-      std::printf("| %lld | %s | %.1f | %.2fx | %.2fx | %.0f%% |\n", static_cast<long long>(d),
+      std::printf("| %lld | %s | %.1f | %.2fx | %.2fx | %.0f%% |", static_cast<long long>(d),
                   v.name.c_str(), it->second.seconds * 1e3, speedup, ideal,
                   100.0 * speedup / ideal);
+      auto med = g_train_median.find({d, v.name});
+      auto dense_med = g_train_median.find({d, "dense"});
+      if (med != g_train_median.end() && dense_med != g_train_median.end()) {
+        std::printf(" %.0f%% |", 100.0 * dense_med->second / med->second / ideal);
+      }
+      std::printf("\n");
     }
   }
 }
@@ -314,7 +364,10 @@ int main(int argc, char** argv) {
   at::set_num_threads(flags.threads);
   at::manual_seed(1005);
 
-  if (flags.train) {
+  if (flags.train && flags.rounds > 0) {
+    for (int64_t d : flags.widths) RunInterleaved(d, flags.rounds);
+  }
+  if (flags.train && flags.rounds == 0) {
     for (int64_t d : flags.widths) {
       // ~3.3 TFLOP per dense fwd+bwd at d = 4096: few iterations at the big widths.
       const int64_t iters = flags.iters > 0 ? flags.iters : d >= 4096 ? 2 : d >= 2048 ? 3 : 5;
