@@ -12,8 +12,7 @@
 #
 # Sizes (smaller than the paper's; a 2-core CPU): ListOps 20k/1k/1k examples with the exact
 # generator rules but expressions of 20-100 tokens instead of 500-2000 (--min_length/--max_length;
-# at 100-500 tokens and 3000 steps every model stayed at
-# the majority class), Pathfinder-32 12k
+# at 100-500 tokens and 3000 steps every model stayed at the majority class), Pathfinder-32 12k
 # images (80/10/10), models of 4 layers of width 64, one learning rate per model family for
 # scratch and finetuning (1e-3 Transformer, 4e-3 S4). Environment: OUT (default
 # runs/lra_experiment), THREADS (default 2), TASKS (default "listops pathfinder32"),
@@ -31,7 +30,8 @@ TRAIN=bazel-bin/launch/train
 GEN=bazel-bin/tools/lra_gen
 CFG=launch/configs/lra
 
-# Steps (scratch and finetuning, pretraining) per task, sized for about an hour in total on 2 cores.
+# Steps per task: Transformer scratch and finetuning, Transformer self-pretraining, S4 scratch;
+# each task sized for under an hour on 2 cores.
 if [[ $SMOKE == 1 ]]; then
   LISTOPS=(--train=400 --val=50 --test=50); PF_IMAGES=600
   declare -A STEPS=([listops]="20 10 20" [pathfinder32]="20 10 20"); EVAL=10

@@ -105,6 +105,14 @@ double Seconds(std::chrono::steady_clock::time_point start) {
 
 // ---- part 1: training fwd+bwd -----------------------------------------------------------------
 
+// One timed unit: gradients cleared, forward, backward with a fixed output gradient.
+void FwdBwdStep(FeedForward& ffn, const std::vector<at::Tensor>& params, at::Tensor& x,
+                const at::Tensor& gy) {
+  for (const auto& p : params) p.mutable_grad() = at::Tensor();
+  x.mutable_grad() = at::Tensor();
+  ffn.Forward(x).backward(gy);
+}
+
 struct TrainResult {
   double seconds = 0;  // per fwd+bwd
   int64_t weights = 0;
@@ -115,13 +123,8 @@ void BM_FfnForwardBackward(benchmark::State& state, Variant v, int64_t d) {
   auto ffn = MakeFeedForward(v, d);
   at::Tensor x = at::randn({kTokens, d}).requires_grad_(true);
   at::Tensor gy = at::randn({kTokens, d});
-  std::vector<at::Tensor> params = ffn->parameters();
-  auto step = [&] {
-    for (auto& p : params) p.mutable_grad() = at::Tensor();
-    x.mutable_grad() = at::Tensor();
-    at::Tensor y = ffn->Forward(x);
-    y.backward(gy);
-  };
+  const std::vector<at::Tensor> params = ffn->parameters();
+  auto step = [&] { FwdBwdStep(*ffn, params, x, gy); };
   step();  // warm-up: first-touch of every buffer, OpenMP pool, oneDNN/MKL kernels
   if (const char* dir = std::getenv("FFN_BENCHMARK_TRACE_DIR")) {
     // One profiled step per benchmark (chrome trace), for finding copies; not timed.
@@ -159,22 +162,22 @@ void RunInterleaved(int64_t d, int rounds) {
   struct Case {
     Variant v;
     std::shared_ptr<FeedForward> ffn;
+    std::vector<at::Tensor> params;
     std::vector<double> times;
   };
   std::vector<Case> cases;
-  for (const Variant& v : Variants(d)) cases.push_back({v, MakeFeedForward(v, d), {}});
+  for (const Variant& v : Variants(d)) {
+    auto ffn = MakeFeedForward(v, d);
+    cases.push_back({v, ffn, ffn->parameters(), {}});
+  }
   at::Tensor x = at::randn({kTokens, d}).requires_grad_(true);
   at::Tensor gy = at::randn({kTokens, d});
-  auto step = [&](FeedForward& ffn) {
-    for (auto& p : ffn.parameters()) p.mutable_grad() = at::Tensor();
-    x.mutable_grad() = at::Tensor();
-    ffn.Forward(x).backward(gy);
-  };
-  for (Case& c : cases) step(*c.ffn);  // warm-up
+  auto step = [&](Case& c) { FwdBwdStep(*c.ffn, c.params, x, gy); };
+  for (Case& c : cases) step(c);  // warm-up
   for (int r = 0; r < rounds; ++r) {
     for (Case& c : cases) {
       const auto start = std::chrono::steady_clock::now();
-      step(*c.ffn);
+      step(c);
       c.times.push_back(Seconds(start));
     }
     std::fprintf(stderr, "d=%lld: round %d/%d\n", static_cast<long long>(d), r + 1, rounds);
