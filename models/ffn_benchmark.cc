@@ -8,7 +8,8 @@
 // 63% / 32% settings (spec structured_ffn.md §2.7: LowRank R = d/2, d/4; BlockShuffle B = 2, 4;
 // BlockDense B = 4, R = 3d/4, 3d/8), widths d = 1024, 2048, 4096, float32, 2 threads. The summary
 // prints each speed-up over dense next to its ideal (dense FFN matmul FLOPs / structured FFN matmul
-// FLOPs = dense weight entries / structured weight entries) and the percent of ideal.
+// FLOPs = dense weight entries / structured weight entries) and the percent of ideal, then a
+// `target:` line naming every variant at d >= 2048 below 90% of its ideal (the issue's target).
 //
 // Part 2 (inference pre-merge threshold): forward only, no grad, of one structured layer of the
 // fc1 shape (d -> 4d) applied in structured form vs as its cached merged dense matrix
@@ -296,10 +297,16 @@ Flags ParseFlags(int argc, char** argv) {
 
 // ---- summary ----------------------------------------------------------------------------------
 
+// Issue 3's target: at widths >= 2048 every structured variant reaches 90% of its ideal speed-up.
+constexpr double kTargetPercentOfIdeal = 90.0;
+constexpr int64_t kTargetMinWidth = 2048;
+
 void PrintTrainSummary(const Flags& flags) {
   std::printf("\n## Forward+backward, %lld tokens, float32, %d threads (min over iterations)\n\n",
               static_cast<long long>(kTokens), flags.threads);
   const bool medians = !g_train_median.empty();
+  int checked = 0;
+  std::string misses;
   std::printf("| d | variant | ms | speed-up | ideal | %% of ideal |%s\n",
               medians ? " % of ideal (medians) |" : "");
   std::printf("|---|---|---|---|---|---|%s\n", medians ? "---|" : "");
@@ -325,7 +332,25 @@ void PrintTrainSummary(const Flags& flags) {
         std::printf(" %.0f%% |", 100.0 * dense_med->second / med->second / ideal);
       }
       std::printf("\n");
+      if (d >= kTargetMinWidth) {
+        ++checked;
+        if (100.0 * speedup / ideal < kTargetPercentOfIdeal) {
+          // One decimal: the table rounds 89.6% to "90%", which must not read as a pass.
+          char pct[32];
+          std::snprintf(pct, sizeof(pct), "%.1f%%", 100.0 * speedup / ideal);
+          misses += (misses.empty() ? "" : ", ") + v.name + " at d=" + std::to_string(d) + " (" +
+                    pct + ")";
+        }
+      }
     }
+  }
+  if (checked > 0) {
+    // The speed target of the structured-FFN issue, on the minimum-time column.
+    const std::string verdict = misses.empty()
+                                    ? "met by all " + std::to_string(checked) + " variants"
+                                    : "missed by " + misses;
+    std::printf("\ntarget: >= %.0f%% of ideal at d >= %lld: %s\n", kTargetPercentOfIdeal,
+                static_cast<long long>(kTargetMinWidth), verdict.c_str());
   }
 }
 
