@@ -25,6 +25,7 @@
 #include "core/config.h"
 #include "core/file_io.h"
 #include "core/flops.h"
+#include "core/intra_op_threads.h"
 #include "core/json.h"
 #include "core/lr_schedule.h"
 #include "core/lra_task.h"
@@ -216,9 +217,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
     LOOM_RETURN_IF_ERROR(WriteFileAtomically(run_dir + "/config.textproto", RunConfigToText(c)));
   }
 
+  // 0: this rank's share of the host's cores (intra_op_threads.h); all of them, every rank,
+  // oversubscribed unbound multi-rank CPU jobs 5x.
   const int threads = c.train().num_threads() > 0
                           ? c.train().num_threads()
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+                          : DefaultIntraOpThreads(comm->RanksOnThisHost());
   at::set_num_threads(threads);
 
   if (c.task().type() == "lra") {

@@ -75,6 +75,10 @@ class Communicator {
   // Where the ranks run, host by host ("4 ranks on 2 hosts: node1 = ranks 0-1 (local 0,1), ..."),
   // when the backend gathered it ("mpi"); empty otherwise.
   virtual std::string Layout() const { return ""; }
+  // How many ranks of the job run on this rank's host, itself included, when the backend gathered
+  // the layout ("mpi"); 1 otherwise. The default intra-op thread count shares the host's cores
+  // among them (trainer).
+  virtual int RanksOnThisHost() const { return 1; }
 };
 
 struct CommunicatorOptions {

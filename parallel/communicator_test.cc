@@ -78,6 +78,11 @@ TEST(CommunicatorTest, ScalarHelper) {
   EXPECT_DOUBLE_EQ(*s, W() * (W() - 1) / 2.0 + 0.5 * W());
 }
 
+TEST(CommunicatorTest, RanksOnThisHostCountsTheJobsRanksHere) {
+  // The test's ranks all run on this machine (mpirun -np N on one host); alone, "local" has 1.
+  EXPECT_EQ(Comm()->RanksOnThisHost(), W());
+}
+
 TEST(CommunicatorTest, BadTensorsAreRejectedWithoutCommunicating) {
   at::Tensor strided = at::zeros({4, 4}, at::kDouble).t();
   absl::Status s = Comm()->AllReduce(strided, ReduceOp::kSum)->Wait();

@@ -154,4 +154,15 @@ std::string DescribeProbe(int me, const std::vector<RankPlacement>& ranks,
   return out;
 }
 
+int RanksOnHostOf(const std::vector<RankPlacement>& ranks, int rank) {
+  const RankPlacement* me = nullptr;
+  for (const RankPlacement& r : ranks) {
+    if (r.rank == rank) me = &r;
+  }
+  if (me == nullptr) return 1;
+  int n = 0;
+  for (const RankPlacement& r : ranks) n += r.host == me->host ? 1 : 0;
+  return n;
+}
+
 }  // namespace loom::parallel

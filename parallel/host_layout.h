@@ -31,6 +31,9 @@ std::string RankList(const std::vector<int>& ranks);
 // One line: ranks per host, in order of each host's first rank, with their local ranks.
 std::string DescribeLayout(const std::vector<RankPlacement>& ranks);
 
+// How many ranks share `rank`'s host (itself included); 1 when `ranks` is empty (no layout).
+int RanksOnHostOf(const std::vector<RankPlacement>& ranks, int rank);
+
 // Every host's local ranks must be distinct and below its number of ranks (the local rank picks
 // the GPU, so a duplicate would put two ranks on one device). The error names the host, the
 // ranks and their local ranks.

@@ -46,6 +46,18 @@ TEST(HostLayoutTest, DescribeLayout) {
   EXPECT_EQ(DescribeLayout({{0, "solo", 0, {}}}), "1 rank on 1 host: solo = rank 0 (local 0)");
 }
 
+TEST(HostLayoutTest, RanksOnHostOf) {
+  EXPECT_EQ(RanksOnHostOf(TwoByTwo(), 0), 2);
+  EXPECT_EQ(RanksOnHostOf(TwoByTwo(), 3), 2);
+  std::vector<RankPlacement> uneven = {{0, "b", 0, {}}, {1, "a", 0, {}}, {2, "b", 1, {}},
+                                       {3, "b", 2, {}}};
+  EXPECT_EQ(RanksOnHostOf(uneven, 2), 3);
+  EXPECT_EQ(RanksOnHostOf(uneven, 1), 1);
+  // No layout (not gathered) or a rank it does not list: this rank alone.
+  EXPECT_EQ(RanksOnHostOf({}, 0), 1);
+  EXPECT_EQ(RanksOnHostOf(uneven, 7), 1);
+}
+
 TEST(HostLayoutTest, LocalRanksMustBeDistinctPerHost) {
   EXPECT_TRUE(CheckLocalRanks(TwoByTwo()).ok());
   // What a launcher without a local-rank variable gives (local = global rank) across hosts.

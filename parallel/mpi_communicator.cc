@@ -196,6 +196,11 @@ class MpiCommunicator : public Communicator {
     return layout_;
   }
 
+  int RanksOnThisHost() const override {
+    std::lock_guard<std::mutex> lock(peers_mu_);
+    return RanksOnHostOf(placements_, rank_);
+  }
+
   int rank() const override { return rank_; }
   int world_size() const override { return size_; }
   std::string backend() const override { return "mpi"; }
