@@ -217,8 +217,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
     LOOM_RETURN_IF_ERROR(WriteFileAtomically(run_dir + "/config.textproto", RunConfigToText(c)));
   }
 
-  // 0: this rank's share of the host's cores (intra_op_threads.h); all of them, every rank,
-  // oversubscribed unbound multi-rank CPU jobs 5x.
+  // 0: this rank's share of the host's cores (intra_op_threads.h). Every rank taking every core
+  // made unbound multi-rank CPU jobs 4.5x slower (oversubscribed OpenMP barriers).
   const int threads = c.train().num_threads() > 0
                           ? c.train().num_threads()
                           : DefaultIntraOpThreads(comm->RanksOnThisHost());
