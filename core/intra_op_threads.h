@@ -11,7 +11,16 @@
 #ifndef LOOM_CORE_INTRA_OP_THREADS_H_
 #define LOOM_CORE_INTRA_OP_THREADS_H_
 
+#include <functional>
+
 namespace loom {
+
+// The thread count a rank runs: `configured` (train.num_threads) when > 0; else OMP_NUM_THREADS
+// when it is a positive integer (what `launch/mpirun_hosts.sh --threads N` exports, and what
+// PyTorch users expect to be honoured; at::set_num_threads would otherwise override it); else
+// DefaultIntraOpThreads(ranks_on_host). `getenv_fn` is injectable for tests.
+int ResolveIntraOpThreads(int configured, int ranks_on_host,
+                          const std::function<const char*(const char*)>& getenv_fn = nullptr);
 
 // max(1, min(usable_cpus, online_cpus / ranks_on_host)), from this process's affinity mask and
 // the online CPU count.

@@ -2,6 +2,8 @@
 
 #include <sched.h>
 
+#include <string>
+
 #include "gtest/gtest.h"
 
 namespace loom {
@@ -34,6 +36,22 @@ TEST(IntraOpThreadsTest, NeverZeroAndSaneOnOddInput) {
   EXPECT_EQ(DefaultIntraOpThreads(1, 0, 4), 4);   // unknown mask: the machine
   EXPECT_EQ(DefaultIntraOpThreads(1, 16, 4), 4);  // a mask wider than the online CPUs
   EXPECT_EQ(DefaultIntraOpThreads(1, 0, 0), 1);
+}
+
+TEST(IntraOpThreadsTest, ConfiguredCountThenOmpNumThreadsThenTheDefault) {
+  auto env = [](const char* value) {
+    return [value](const char* name) -> const char* {
+      return std::string(name) == "OMP_NUM_THREADS" ? value : nullptr;
+    };
+  };
+  EXPECT_EQ(ResolveIntraOpThreads(3, 2, env("5")), 3);   // train.num_threads wins
+  EXPECT_EQ(ResolveIntraOpThreads(0, 2, env("5")), 5);   // then OMP_NUM_THREADS
+  EXPECT_EQ(ResolveIntraOpThreads(0, 2, env("6,2")), 6); // nested list: the outer level
+  const int fallback = DefaultIntraOpThreads(2);
+  EXPECT_EQ(ResolveIntraOpThreads(0, 2, env(nullptr)), fallback);
+  for (const char* bad : {"", "0", "-2", "four", "3x", "999999"}) {
+    EXPECT_EQ(ResolveIntraOpThreads(0, 2, env(bad)), fallback) << "OMP_NUM_THREADS=" << bad;
+  }
 }
 
 TEST(IntraOpThreadsTest, ThisProcessUsesItsAffinityMask) {

@@ -217,11 +217,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunConfig& config
     LOOM_RETURN_IF_ERROR(WriteFileAtomically(run_dir + "/config.textproto", RunConfigToText(c)));
   }
 
-  // 0: this rank's share of the host's cores (intra_op_threads.h). Every rank taking every core
-  // made unbound multi-rank CPU jobs 4.5x slower (oversubscribed OpenMP barriers).
-  const int threads = c.train().num_threads() > 0
-                          ? c.train().num_threads()
-                          : DefaultIntraOpThreads(comm->RanksOnThisHost());
+  // 0: OMP_NUM_THREADS if set, else this rank's share of the host's cores (intra_op_threads.h).
+  // Every rank taking every core made unbound multi-rank CPU jobs 4.5x slower (oversubscribed
+  // OpenMP barriers).
+  const int threads = ResolveIntraOpThreads(c.train().num_threads(), comm->RanksOnThisHost());
   at::set_num_threads(threads);
 
   if (c.task().type() == "lra") {

@@ -56,11 +56,16 @@ run b1 1 --set=model.dtype=bfloat16 --set=train.micro_batch_size=2
 run b2 2 --set=model.dtype=bfloat16 --set=train.micro_batch_size=2 --set=optimizer.zero_stage=1
 grep -q "x 2 ranks (mpi, ZeRO-1)" "$WORK/r2z.log" || { cat "$WORK/r2z.log"; fail "banner does not show 2 ranks, ZeRO-1"; }
 
-# train.num_threads = 0 shares the host's cores among its ranks (the ranks here are unbound):
-# 2 ranks on this machine get nproc/2 threads each, not nproc each (which oversubscribed them).
-run t2 2 --set=train.micro_batch_size=2 --set=train.num_threads=0 --set=train.max_steps=1
+# train.num_threads = 0 without OMP_NUM_THREADS shares the host's cores among its ranks (the
+# ranks here are unbound): 2 ranks get nproc/2 threads each, not nproc each (which
+# oversubscribed them). With OMP_NUM_THREADS set, that count is used.
+LOOM_MPIRUN_OMP_THREADS= run t2 2 --set=train.micro_batch_size=2 --set=train.num_threads=0 \
+  --set=train.max_steps=1
 want=$(( $(nproc) / 2 )); (( want >= 1 )) || want=1
 grep -q "| $want threads x 2 ranks" "$WORK/t2.log" || { cat "$WORK/t2.log"; fail "2 unbound ranks should run $want threads each"; }
+LOOM_MPIRUN_OMP_THREADS=3 run t3 2 --set=train.micro_batch_size=2 --set=train.num_threads=0 \
+  --set=train.max_steps=1
+grep -q "| 3 threads x 2 ranks" "$WORK/t3.log" || { cat "$WORK/t3.log"; fail "OMP_NUM_THREADS=3 is not honoured"; }
 
 python3 "$RUNFILES/tests/close_runs.py" "$WORK" r2:r1:1e-10 r4:r1:1e-10 r2z:r2:1e-10 r4z:r1:1e-10 \
   r1big:r1:1e-10 f2:f1:1e-5:1e-3 b2:b1:1e-2:2e-2 || fail "runs differ"
