@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <string>
 #include <thread>
 
 namespace loom {
@@ -27,16 +26,34 @@ int DefaultIntraOpThreads(int ranks_on_host) {
   return DefaultIntraOpThreads(ranks_on_host, usable, static_cast<int>(online));
 }
 
+namespace {
+
+// A positive integer at the start of `value`, followed by nothing or by `allowed_after`; else 0.
+int LeadingCount(const char* value, char allowed_after) {
+  if (value == nullptr) return 0;
+  char* end = nullptr;
+  const long n = std::strtol(value, &end, 10);
+  if (end == value || n <= 0 || n > 65536) return 0;
+  if (*end != '\0' && *end != allowed_after) return 0;
+  return static_cast<int>(n);
+}
+
+}  // namespace
+
 int ResolveIntraOpThreads(int configured, int ranks_on_host,
                           const std::function<const char*(const char*)>& getenv_fn) {
   if (configured > 0) return configured;
-  const char* env = getenv_fn ? getenv_fn("OMP_NUM_THREADS") : std::getenv("OMP_NUM_THREADS");
-  if (env != nullptr) {
-    // OpenMP allows a list ("4,2" for nested levels); the first entry is the outer level.
-    char* end = nullptr;
-    const long n = std::strtol(env, &end, 10);
-    if (end != env && n > 0 && n <= 4096 && (*end == '\0' || *end == ',')) {
-      return static_cast<int>(n);
+  auto get = [&](const char* name) { return getenv_fn ? getenv_fn(name) : std::getenv(name); };
+  // OpenMP allows a list ("4,2" for nested levels); the first entry is the outer level.
+  if (const int n = LeadingCount(get("OMP_NUM_THREADS"), ','); n > 0) return n;
+  if (ranks_on_host <= 1) {
+    // A communicator without a host exchange (NCCL) reports 1; the launcher may know better.
+    for (const char* name :
+         {"OMPI_COMM_WORLD_LOCAL_SIZE", "LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"}) {
+      if (const int n = LeadingCount(get(name), '\0'); n > 0) {
+        ranks_on_host = n;
+        break;
+      }
     }
   }
   return DefaultIntraOpThreads(ranks_on_host);

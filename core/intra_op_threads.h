@@ -18,7 +18,9 @@ namespace loom {
 // The thread count a rank runs: `configured` (train.num_threads) when > 0; else OMP_NUM_THREADS
 // when it is a positive integer (what `launch/mpirun_hosts.sh --threads N` exports, and what
 // PyTorch users expect to be honoured; at::set_num_threads would otherwise override it); else
-// DefaultIntraOpThreads(ranks_on_host). `getenv_fn` is injectable for tests.
+// DefaultIntraOpThreads(ranks_on_host). When `ranks_on_host` is 1 (a communicator that did not
+// count them, e.g. NCCL's), the launcher's OMPI_COMM_WORLD_LOCAL_SIZE, LOCAL_WORLD_SIZE or
+// SLURM_NTASKS_PER_NODE stands in. `getenv_fn` is injectable for tests.
 int ResolveIntraOpThreads(int configured, int ranks_on_host,
                           const std::function<const char*(const char*)>& getenv_fn = nullptr);
 

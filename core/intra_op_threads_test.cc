@@ -54,6 +54,23 @@ TEST(IntraOpThreadsTest, ConfiguredCountThenOmpNumThreadsThenTheDefault) {
   }
 }
 
+TEST(IntraOpThreadsTest, LaunchersLocalSizeStandsInWhenTheCommunicatorDidNotCount) {
+  auto env = [](const char* name, const char* value) {
+    return [name, value](const char* n) -> const char* {
+      return std::string(n) == name ? value : nullptr;
+    };
+  };
+  // What the rule gives 2 ranks on this machine, whatever its size.
+  const int two_ranks = DefaultIntraOpThreads(2);
+  EXPECT_EQ(ResolveIntraOpThreads(0, 1, env("OMPI_COMM_WORLD_LOCAL_SIZE", "2")), two_ranks);
+  EXPECT_EQ(ResolveIntraOpThreads(0, 1, env("LOCAL_WORLD_SIZE", "2")), two_ranks);
+  EXPECT_EQ(ResolveIntraOpThreads(0, 1, env("SLURM_NTASKS_PER_NODE", "2")), two_ranks);
+  // A counted layout wins over the environment; junk is ignored.
+  EXPECT_EQ(ResolveIntraOpThreads(0, 2, env("OMPI_COMM_WORLD_LOCAL_SIZE", "1")), two_ranks);
+  EXPECT_EQ(ResolveIntraOpThreads(0, 1, env("LOCAL_WORLD_SIZE", "2(x3)")),
+            DefaultIntraOpThreads(1));
+}
+
 TEST(IntraOpThreadsTest, ThisProcessUsesItsAffinityMask) {
   cpu_set_t mask;
   CPU_ZERO(&mask);
