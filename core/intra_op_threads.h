@@ -1,6 +1,7 @@
-// How many intra-op (OpenMP) threads a training rank runs when `train.num_threads` is 0.
+// How many intra-op (OpenMP) threads a training rank runs when `train.num_threads` is 0 and
+// OMP_NUM_THREADS is unset.
 //
-//   at::set_num_threads(DefaultIntraOpThreads(comm->RanksOnThisHost()));
+//   at::set_num_threads(ResolveIntraOpThreads(c.train().num_threads(), comm->RanksOnThisHost()));
 //
 // The cores this process may run on (its CPU affinity mask), but no more than its share of the
 // host's cores among the ranks there. mpirun's --bind-to core already gives each rank its own

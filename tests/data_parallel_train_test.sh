@@ -57,11 +57,11 @@ run b2 2 --set=model.dtype=bfloat16 --set=train.micro_batch_size=2 --set=optimiz
 grep -q "x 2 ranks (mpi, ZeRO-1)" "$WORK/r2z.log" || { cat "$WORK/r2z.log"; fail "banner does not show 2 ranks, ZeRO-1"; }
 
 # train.num_threads = 0 without OMP_NUM_THREADS shares the host's cores among its ranks (the
-# ranks here are unbound): 2 ranks get nproc/2 threads each, not nproc each (which
-# oversubscribed them). With OMP_NUM_THREADS set, that count is used.
+# ranks here are unbound): 2 ranks get min(usable cores, online cores / 2) threads each, not
+# every core each (which oversubscribed them). With OMP_NUM_THREADS set, that count is used.
 LOOM_MPIRUN_OMP_THREADS= run t2 2 --set=train.micro_batch_size=2 --set=train.num_threads=0 \
   --set=train.max_steps=1
-want=$(( $(nproc) / 2 )); (( want >= 1 )) || want=1
+want=$(( $(nproc --all) / 2 )); (( want <= $(nproc) )) || want=$(nproc); (( want >= 1 )) || want=1
 grep -q "| $want threads x 2 ranks" "$WORK/t2.log" || { cat "$WORK/t2.log"; fail "2 unbound ranks should run $want threads each"; }
 LOOM_MPIRUN_OMP_THREADS=3 run t3 2 --set=train.micro_batch_size=2 --set=train.num_threads=0 \
   --set=train.max_steps=1
