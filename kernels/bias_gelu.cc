@@ -103,46 +103,79 @@ LOOM_VECTOR_CLONES void GeluBackwardRowAccumulateF32(const float* g, const float
   }
 }
 
+// Where the pieces of one logical row of the GELU's input u (and of its gradient du) live. The
+// output y and the incoming gradient dy are always (rows, cols) row-major; u is either the same
+// (one run per row) or a batched GEMM's output (B, rows, s) whose batches interleave in runs of
+// `run` columns: logical columns [j*run, (j+1)*run) of row t, j = r*B + c, come from
+// u[c, t, r*run : (r+1)*run]. Each run is contiguous, so the vectorised row loops below serve both.
+struct RowRuns {
+  int64_t cols = 0;          // logical row width = runs_per_row * run
+  int64_t run = 0;           // contiguous run length
+  int64_t batches = 1;       // B
+  int64_t batch_stride = 0;  // rows * s
+  int64_t row_stride = 0;    // s (or cols)
+
+  static RowRuns Contiguous(int64_t cols) { return {cols, cols, 1, 0, cols}; }
+  static RowRuns Batched(int64_t batches, int64_t rows, int64_t s, int64_t run) {
+    return {batches * s, run, batches, rows * s, s};
+  }
+  int64_t runs_per_row() const { return run == 0 ? 0 : cols / run; }
+  // Offset in u of run j of row t.
+  int64_t Offset(int64_t t, int64_t j) const {
+    return (j % batches) * batch_stride + t * row_stride + (j / batches) * run;
+  }
+};
+
 // Rows are independent; parallelise over them in grains of ~32K elements.
 template <typename T>
-void CpuForward(const T* u, const T* b, T* y, int64_t rows, int64_t cols) {
+void CpuForward(const T* u, const T* b, T* y, int64_t rows, const RowRuns& layout) {
+  const int64_t cols = layout.cols, run = layout.run, runs = layout.runs_per_row();
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(cols, 1));
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const T* ur = u + r * cols;
-      T* yr = y + r * cols;
-      if constexpr (std::is_same_v<T, float>) {
-        if (b != nullptr) {
-          GeluForwardRowF32(ur, b, yr, cols);
-        } else {
-          GeluForwardRowNoBiasF32(ur, yr, cols);
+      for (int64_t j = 0; j < runs; ++j) {
+        const T* ur = u + layout.Offset(r, j);
+        const T* br = b != nullptr ? b + j * run : nullptr;
+        T* yr = y + r * cols + j * run;
+        if constexpr (std::is_same_v<T, float>) {
+          if (br != nullptr) {
+            GeluForwardRowF32(ur, br, yr, run);
+          } else {
+            GeluForwardRowNoBiasF32(ur, yr, run);
+          }
+          continue;
         }
-        continue;
-      }
-      if (b != nullptr) {
-        for (int64_t c = 0; c < cols; ++c) yr[c] = internal::GeluForward<T>(ur[c] + b[c]);
-      } else {
-        for (int64_t c = 0; c < cols; ++c) yr[c] = internal::GeluForward<T>(ur[c]);
+        if (br != nullptr) {
+          for (int64_t c = 0; c < run; ++c) yr[c] = internal::GeluForward<T>(ur[c] + br[c]);
+        } else {
+          for (int64_t c = 0; c < run; ++c) yr[c] = internal::GeluForward<T>(ur[c]);
+        }
       }
     }
   });
 }
 
+// du is written in u's layout.
 template <typename T>
-void CpuBackward(const T* g, const T* u, const T* b, T* gu, int64_t rows, int64_t cols) {
+void CpuBackward(const T* g, const T* u, const T* b, T* gu, int64_t rows, const RowRuns& layout) {
+  const int64_t cols = layout.cols, run = layout.run, runs = layout.runs_per_row();
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(cols, 1));
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const T* ur = u + r * cols;
-      const T* gr = g + r * cols;
-      T* out = gu + r * cols;
-      if constexpr (std::is_same_v<T, float>) {
-        GeluBackwardRowF32(gr, ur, b, out, cols);
-        continue;
-      }
-      for (int64_t c = 0; c < cols; ++c) {
-        const T v = b != nullptr ? ur[c] + b[c] : ur[c];
-        out[c] = gr[c] * internal::GeluDerivative<T>(v);
+      for (int64_t j = 0; j < runs; ++j) {
+        const int64_t off = layout.Offset(r, j);
+        const T* ur = u + off;
+        const T* gr = g + r * cols + j * run;
+        const T* br = b != nullptr ? b + j * run : nullptr;
+        T* out = gu + off;
+        if constexpr (std::is_same_v<T, float>) {
+          GeluBackwardRowF32(gr, ur, br, out, run);
+          continue;
+        }
+        for (int64_t c = 0; c < run; ++c) {
+          const T v = br != nullptr ? ur[c] + br[c] : ur[c];
+          out[c] = gr[c] * internal::GeluDerivative<T>(v);
+        }
       }
     }
   });
@@ -156,22 +189,27 @@ constexpr int64_t kSumChunk = 64;
 
 template <typename T>
 void CpuBackwardWithBiasGrad(const T* g, const T* u, const T* b, T* gu, T* gb, int64_t rows,
-                             int64_t cols) {
+                             const RowRuns& layout) {
+  const int64_t cols = layout.cols, run = layout.run, runs = layout.runs_per_row();
   const int64_t chunks = (rows + kSumChunk - 1) / kSumChunk;
   std::vector<T> partial(static_cast<size_t>(chunks * cols), T(0));
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
-      T* acc = partial.data() + k * cols;
       for (int64_t r = k * kSumChunk; r < std::min(rows, (k + 1) * kSumChunk); ++r) {
-        const T* ur = u + r * cols;
-        const T* gr = g + r * cols;
-        T* out = gu + r * cols;
-        if constexpr (std::is_same_v<T, float>) {
-          GeluBackwardRowAccumulateF32(gr, ur, b, out, acc, cols);
-        } else {
-          for (int64_t c = 0; c < cols; ++c) {
-            out[c] = gr[c] * internal::GeluDerivative<T>(ur[c] + b[c]);
-            acc[c] += out[c];
+        for (int64_t j = 0; j < runs; ++j) {
+          const int64_t off = layout.Offset(r, j);
+          const T* ur = u + off;
+          const T* gr = g + r * cols + j * run;
+          const T* br = b + j * run;
+          T* out = gu + off;
+          T* acc = partial.data() + k * cols + j * run;
+          if constexpr (std::is_same_v<T, float>) {
+            GeluBackwardRowAccumulateF32(gr, ur, br, out, acc, run);
+          } else {
+            for (int64_t c = 0; c < run; ++c) {
+              out[c] = gr[c] * internal::GeluDerivative<T>(ur[c] + br[c]);
+              acc[c] += out[c];
+            }
           }
         }
       }
@@ -228,7 +266,7 @@ at::Tensor ForwardImpl(const at::Tensor& u_in, const at::Tensor& bias_in) {
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "BiasGeluForward", [&] {
     CpuForward<scalar_t>(u.const_data_ptr<scalar_t>(),
                          bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
-                         y.mutable_data_ptr<scalar_t>(), rows, cols);
+                         y.mutable_data_ptr<scalar_t>(), rows, RowRuns::Contiguous(cols));
   });
   return y;
 }
@@ -266,7 +304,7 @@ at::Tensor BackwardImpl(const at::Tensor& grad_in, const at::Tensor& u_in,
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "BiasGeluBackward", [&] {
     CpuBackward<scalar_t>(g.const_data_ptr<scalar_t>(), u.const_data_ptr<scalar_t>(),
                           bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
-                          gu.mutable_data_ptr<scalar_t>(), rows, cols);
+                          gu.mutable_data_ptr<scalar_t>(), rows, RowRuns::Contiguous(cols));
   });
   return gu;
 }
@@ -295,7 +333,8 @@ std::pair<at::Tensor, at::Tensor> BackwardWithBiasGradImpl(const at::Tensor& gra
     CpuBackwardWithBiasGrad<scalar_t>(g.const_data_ptr<scalar_t>(), u.const_data_ptr<scalar_t>(),
                                       bias.const_data_ptr<scalar_t>(),
                                       gu.mutable_data_ptr<scalar_t>(),
-                                      gb.mutable_data_ptr<scalar_t>(), rows, cols);
+                                      gb.mutable_data_ptr<scalar_t>(), rows,
+                                      RowRuns::Contiguous(cols));
   });
   return {gu, gb};
 }
@@ -319,9 +358,131 @@ class BiasGeluFunction : public torch::autograd::Function<BiasGeluFunction> {
   }
 };
 
+// Without a bias: a custom function cannot take an undefined tensor argument (the autograd node
+// records every tensor input's device), so BiasGelu(u, {}) on a tensor requiring grad needs its own.
+class GeluFunction : public torch::autograd::Function<GeluFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& u) {
+    ctx->save_for_backward({u});
+    return ForwardImpl(u, at::Tensor());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    return {BackwardImpl(grads[0], ctx->get_saved_variables()[0], at::Tensor())};
+  }
+};
+
+// ---- batched input: z (B, n, s) read in interleaved runs --------------------------------------
+
+void CheckBatchedArgs(const at::Tensor& z, const at::Tensor& bias, int64_t run) {
+  TORCH_CHECK(z.defined() && z.dim() == 3, "BiasGeluInterleaveBatches: z must be (B, n, s), got ",
+              z.defined() ? z.sizes() : at::IntArrayRef{});
+  TORCH_CHECK(run >= 1 && z.size(2) % run == 0, "BiasGeluInterleaveBatches: run ", run,
+              " does not divide the batch width ", z.size(2));
+  if (bias.defined()) {
+    TORCH_CHECK(bias.dim() == 1 && bias.size(0) == z.size(0) * z.size(2),
+                "BiasGeluInterleaveBatches: bias shape ", bias.sizes(), " does not match B * s = ",
+                z.size(0) * z.size(2));
+    TORCH_CHECK(bias.scalar_type() == z.scalar_type() && bias.device() == z.device(),
+                "BiasGeluInterleaveBatches: bias dtype/device differs from z");
+  }
+}
+
+// The same values as BiasGelu on the interleaved matrix, as a view chain ATen can differentiate
+// (CUDA and bfloat16 take this path; the CPU float loop reads the runs in place instead).
+at::Tensor InterleavedView(const at::Tensor& z, int64_t run) {
+  const int64_t b = z.size(0), n = z.size(1), s = z.size(2);
+  return z.reshape({b, n, s / run, run}).permute({1, 2, 0, 3}).reshape({n, b * s});
+}
+
+bool RunsInPlace(const at::Tensor& z) {
+  return z.device().is_cpu() && (z.scalar_type() == at::kFloat || z.scalar_type() == at::kDouble);
+}
+
+at::Tensor BatchedForwardImpl(const at::Tensor& z_in, const at::Tensor& bias_in, int64_t run) {
+  at::Tensor z = z_in.contiguous();
+  at::Tensor bias = bias_in.defined() ? bias_in.contiguous() : bias_in;
+  const int64_t b = z.size(0), n = z.size(1), s = z.size(2);
+  at::Tensor y = at::empty({n, b * s}, z.options());
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "BiasGeluInterleaveBatches", [&] {
+    CpuForward<scalar_t>(z.const_data_ptr<scalar_t>(),
+                         bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
+                         y.mutable_data_ptr<scalar_t>(), n, RowRuns::Batched(b, n, s, run));
+  });
+  return y;
+}
+
+// Returns dz in z's (B, n, s) layout and, with a bias, its gradient.
+std::pair<at::Tensor, at::Tensor> BatchedBackwardImpl(const at::Tensor& grad_in,
+                                                      const at::Tensor& z_in,
+                                                      const at::Tensor& bias_in, int64_t run) {
+  at::Tensor z = z_in.contiguous();
+  const int64_t b = z.size(0), n = z.size(1), s = z.size(2);
+  TORCH_CHECK(grad_in.dim() == 2 && grad_in.size(0) == n && grad_in.size(1) == b * s,
+              "BiasGeluInterleaveBatches: gradient shape ", grad_in.sizes(), " is not (", n, ", ",
+              b * s, ")");
+  at::Tensor g = grad_in.to(z.scalar_type()).contiguous();
+  at::Tensor bias = bias_in.defined() ? bias_in.contiguous() : bias_in;
+  at::Tensor gz = at::empty_like(z);
+  at::Tensor gb = bias.defined() ? at::empty_like(bias) : at::Tensor();
+  const RowRuns layout = RowRuns::Batched(b, n, s, run);
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "BiasGeluInterleaveBatchesBackward", [&] {
+    if (bias.defined()) {
+      CpuBackwardWithBiasGrad<scalar_t>(g.const_data_ptr<scalar_t>(), z.const_data_ptr<scalar_t>(),
+                                        bias.const_data_ptr<scalar_t>(),
+                                        gz.mutable_data_ptr<scalar_t>(),
+                                        gb.mutable_data_ptr<scalar_t>(), n, layout);
+    } else {
+      CpuBackward<scalar_t>(g.const_data_ptr<scalar_t>(), z.const_data_ptr<scalar_t>(), nullptr,
+                            gz.mutable_data_ptr<scalar_t>(), n, layout);
+    }
+  });
+  return {gz, gb};
+}
+
+class InterleaveBiasGeluFunction
+    : public torch::autograd::Function<InterleaveBiasGeluFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& z,
+                            const at::Tensor& bias, int64_t run) {
+    ctx->save_for_backward({z, bias});
+    ctx->saved_data["run"] = run;
+    return BatchedForwardImpl(z, bias, run);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto [gz, gb] = BatchedBackwardImpl(grads[0], saved[0], saved[1],
+                                        ctx->saved_data["run"].toInt());
+    return {gz, gb, at::Tensor()};
+  }
+};
+
+// Without a bias (see GeluFunction).
+class InterleaveGeluFunction : public torch::autograd::Function<InterleaveGeluFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& z,
+                            int64_t run) {
+    ctx->save_for_backward({z});
+    ctx->saved_data["run"] = run;
+    return BatchedForwardImpl(z, at::Tensor(), run);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto [gz, gb] = BatchedBackwardImpl(grads[0], saved[0], at::Tensor(),
+                                        ctx->saved_data["run"].toInt());
+    return {gz, at::Tensor()};
+  }
+};
+
 }  // namespace
 
 at::Tensor BiasGelu(const at::Tensor& u, const at::Tensor& bias) {
+  if (!bias.defined()) return GeluFunction::apply(u);
   return BiasGeluFunction::apply(u, bias);
 }
 
@@ -338,6 +499,30 @@ std::pair<at::Tensor, at::Tensor> BiasGeluBackwardWithBiasGrad(const at::Tensor&
                                                                 const at::Tensor& u,
                                                                 const at::Tensor& bias) {
   return BackwardWithBiasGradImpl(grad_y, u, bias);
+}
+
+at::Tensor BiasGeluInterleaveBatches(const at::Tensor& z, const at::Tensor& bias, int64_t run) {
+  CheckBatchedArgs(z, bias, run);
+  if (!RunsInPlace(z)) return BiasGelu(InterleavedView(z, run), bias);
+  if (!bias.defined()) return InterleaveGeluFunction::apply(z, run);
+  return InterleaveBiasGeluFunction::apply(z, bias, run);
+}
+
+at::Tensor BiasGeluInterleaveBatchesForward(const at::Tensor& z, const at::Tensor& bias,
+                                            int64_t run) {
+  CheckBatchedArgs(z, bias, run);
+  if (!RunsInPlace(z)) return ForwardImpl(InterleavedView(z, run), bias);
+  return BatchedForwardImpl(z, bias, run);
+}
+
+std::pair<at::Tensor, at::Tensor> BiasGeluInterleaveBatchesBackward(const at::Tensor& grad_y,
+                                                                    const at::Tensor& z,
+                                                                    const at::Tensor& bias,
+                                                                    int64_t run) {
+  CheckBatchedArgs(z, bias, run);
+  TORCH_CHECK(RunsInPlace(z), "BiasGeluInterleaveBatchesBackward: CPU float32/float64 only "
+              "(other devices and dtypes differentiate BiasGeluInterleaveBatches through autograd)");
+  return BatchedBackwardImpl(grad_y, z, bias, run);
 }
 
 bool BiasGeluHasCuda() {

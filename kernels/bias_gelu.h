@@ -31,6 +31,23 @@ std::pair<at::Tensor, at::Tensor> BiasGeluBackwardWithBiasGrad(const at::Tensor&
                                                                 const at::Tensor& u,
                                                                 const at::Tensor& bias);
 
+// Bias+GELU of a batched GEMM's output, interleaving its batches on the way. z is (B, n, s), bias
+// is (B*s) or undefined, and `run` divides s; the result y is (n, B*s) with
+//   y[t, (r*B + c)*run + l] = gelu(z[c, t, r*run + l] + bias[(r*B + c)*run + l]),
+// i.e. the same as BiasGelu(z.view(B, n, s/run, run).permute(1, 2, 0, 3).reshape(n, B*s), bias)
+// without materialising the permutation: the CPU loop reads z's contiguous runs in place, and the
+// backward writes dz straight into z's (B, n, s) layout. The fused BlockShuffle FFN uses it so
+// that fc1's second product stays one batched GEMM (see FeedForward). Autograd-aware; CUDA and
+// bfloat16 go through the permuted view and BiasGelu.
+at::Tensor BiasGeluInterleaveBatches(const at::Tensor& z, const at::Tensor& bias, int64_t run);
+at::Tensor BiasGeluInterleaveBatchesForward(const at::Tensor& z, const at::Tensor& bias,
+                                            int64_t run);
+// Returns dz (B, n, s) and, when `bias` is defined, d(loss)/d(bias). CPU float32/float64.
+std::pair<at::Tensor, at::Tensor> BiasGeluInterleaveBatchesBackward(const at::Tensor& grad_y,
+                                                                    const at::Tensor& z,
+                                                                    const at::Tensor& bias,
+                                                                    int64_t run);
+
 // True when this binary was built with the CUDA path (`--config=cuda`).
 bool BiasGeluHasCuda();
 

@@ -35,9 +35,10 @@ at::Tensor FeedForward::Forward(const at::Tensor& x) {
 
 at::Tensor FeedForward::FusedBlockShuffleForward(const at::Tensor& x) {
   // BlockShuffle -> bias+GELU -> BlockShuffle with fc1's output kept in the grouped layout of
-  // fc2's input blocks: the GEMMs write it directly, GELU is elementwise (fc1's bias is permuted
-  // the same way) and fc2 reads it through permuted blkdiag1 columns. Saves the (n, 4d) un-shuffle
-  // copy in both directions; same arithmetic, so results agree with the unfused path to rounding.
+  // fc2's input blocks. fc1's second product stays one batched GEMM (B, n, 4d/B); the bias+GELU
+  // kernel reads it in runs and writes the grouped layout (fc1's bias permuted the same way), and
+  // fc2 reads that through permuted blkdiag1 columns. Saves the (n, 4d) un-shuffle copy in both
+  // directions; same arithmetic, so results agree with the unfused path to rounding.
   if (activation_ != Activation::kGelu) return {};
   auto* s1 = dynamic_cast<BlockShuffleLinear*>(fc1_.get());
   auto* s2 = dynamic_cast<BlockShuffleLinear*>(fc2_.get());
@@ -48,8 +49,11 @@ at::Tensor FeedForward::FusedBlockShuffleForward(const at::Tensor& x) {
   if (!s1->PrepareStructuredCall(rows) || !s2->PrepareStructuredCall(rows)) return {};
   at::Tensor bias = s1->bias.defined() ? ToGroupedLayout(s1->bias, s1->nblocks(), group)
                                        : at::Tensor();
-  at::Tensor a = kernels::BiasGelu(s1->StructuredForwardGrouped(x, group), bias);
-  at::Tensor y = s2->StructuredForwardFromGrouped(a, s1->nblocks());
+  at::Tensor a = kernels::BiasGeluInterleaveBatches(s1->StructuredForwardBatched(x), bias,
+                                                    group / s1->nblocks());
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = s2->out_features();
+  at::Tensor y = s2->StructuredForwardFromGrouped(a, s1->nblocks()).view(shape);
   return s2->bias.defined() ? y + s2->bias : y;
 }
 

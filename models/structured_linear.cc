@@ -136,49 +136,29 @@ class ShuffledOutputFunction : public torch::autograd::Function<ShuffledOutputFu
   }
 };
 
-// The same product written in the grouped layout of a consumer with input blocks `group` wide
-// (see ToGroupedLayout): for each consumer block i, one batched GEMM over c writes the group/B
-// columns k of u[c] w2[c, i*group/B + k]^T to the contiguous run i*group + c*group/B + k. No
-// un-shuffle copy in either direction; the backward accumulates the consumer blocks' K slices.
-class GroupedOutputFunction : public torch::autograd::Function<GroupedOutputFunction> {
+// BlockShuffle's second block-diagonal product without the un-shuffle: u (B, n, q), w2 (B, s, q)
+// -> z (B, n, s) = u[c] w2[c]^T, one batched GEMM each way (the gradients come out contiguous, so
+// the weight's needs no copy). The fused FFN feeds z to kernels::BiasGeluInterleaveBatches, which
+// writes the activation in the consumer's grouped layout; that permutation costs nothing there,
+// since the GELU reads and writes every element anyway. (Writing the grouped layout from the GEMM
+// instead split this product into s/group GEMMs per direction, 512 columns wide at d = 2048, and
+// the weight gradients into 512 x 512 blocks over K = n tokens: about 7% slower GEMMs.)
+class BatchedOutputFunction : public torch::autograd::Function<BatchedOutputFunction> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& w2,
-                            int64_t group) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& w2) {
     ctx->save_for_backward({u, w2});
-    ctx->saved_data["group"] = group;
-    const int64_t b = u.size(0), n = u.size(1), s = w2.size(1), gb = group / b;
-    at::Tensor y = at::empty({n, b * s}, u.options());
-    at::Tensor yv = y.view({n, b * s / group, b, gb});
-    for (int64_t i = 0; i < b * s / group; ++i) {
-      BmmInto(yv.select(1, i).transpose(0, 1), u, w2.narrow(1, i * gb, gb).transpose(1, 2));
-    }
-    return y;
+    return at::bmm(u, w2.transpose(1, 2));
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor& u = saved[0];
     const at::Tensor& w2 = saved[1];
-    const int64_t group = ctx->saved_data["group"].toInt();
-    const int64_t b = u.size(0), n = u.size(1), s = w2.size(1), gb = group / b;
-    at::Tensor g = grads[0].contiguous();
-    at::Tensor gv = g.view({n, b * s / group, b, gb});
+    at::Tensor gz = grads[0].contiguous();
     at::Tensor gu, gw;
-    if (ctx->needs_input_grad(0)) gu = at::empty_like(u, at::MemoryFormat::Contiguous);
-    if (ctx->needs_input_grad(1)) gw = at::empty_like(w2, at::MemoryFormat::Contiguous);
-    for (int64_t i = 0; i < b * s / group; ++i) {
-      at::Tensor gi = gv.select(1, i).transpose(0, 1);  // (B, n, group/B)
-      at::Tensor wi = w2.narrow(1, i * gb, gb);         // (B, group/B, q)
-      if (gu.defined()) {
-        if (i == 0) {
-          BmmInto(gu, gi, wi);
-        } else {
-          gu.baddbmm_(gi, wi);
-        }
-      }
-      if (gw.defined()) BmmInto(gw.narrow(1, i * gb, gb), gi.transpose(1, 2), u);
-    }
-    return {gu, gw, at::Tensor()};
+    if (ctx->needs_input_grad(0)) gu = at::bmm(gz, w2);
+    if (ctx->needs_input_grad(1)) gw = at::bmm(gz.transpose(1, 2), u);
+    return {gu, gw};
   }
 };
 
@@ -420,12 +400,11 @@ bool BlockShuffleLinear::CanWriteGrouped(int64_t group) const {
   return group > 0 && group % nblocks_ == 0 && out_features() % group == 0;
 }
 
-at::Tensor BlockShuffleLinear::StructuredForwardGrouped(const at::Tensor& x, int64_t group) {
-  TORCH_CHECK(CanWriteGrouped(group), "BlockShuffle: grouped output needs ", nblocks_,
-              " blocks | group ", group, " | out_features ", out_features());
-  return OnRows(x, in_features(), out_features(), [&](const at::Tensor& rows) {
-    return GroupedOutputFunction::apply(ShuffledMiddle(rows, blkdiag1), blkdiag2, group);
-  });
+at::Tensor BlockShuffleLinear::StructuredForwardBatched(const at::Tensor& x) {
+  TORCH_CHECK(x.size(-1) == in_features(), "structured layer expects last dimension ",
+              in_features(), ", got ", x.sizes());
+  return BatchedOutputFunction::apply(ShuffledMiddle(x.reshape({-1, in_features()}), blkdiag1),
+                                      blkdiag2);
 }
 
 at::Tensor BlockShuffleLinear::StructuredForwardFromGrouped(const at::Tensor& x_grouped,

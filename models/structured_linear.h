@@ -151,11 +151,14 @@ class BlockShuffleLinear : public StructuredLinear {
   int64_t nblocks() const { return nblocks_; }
 
   // ---- fused BlockShuffle -> GELU -> BlockShuffle FFN (FeedForward uses these) ----
-  // S(x) stored in the grouped layout of a consumer whose input blocks are `group` wide (see
-  // ToGroupedLayout). The un-shuffled output cannot be written by a GEMM; this layout can, so the
-  // (n, 4d) un-shuffle of an FFN's fc1 costs no copy. Needs B | group | out_features.
+  // S(x) before its un-shuffle, as one batched GEMM writes it: z (B, n, M/B) with
+  // z[c, t, r] = S(x)[t, r*B + c], x's leading dimensions flattened into n.
+  // kernels::BiasGeluInterleaveBatches(z, ToGroupedLayout(bias, B, group), group / B) then writes
+  // the activation in the grouped layout of a consumer whose input blocks are `group` wide (see
+  // ToGroupedLayout), so the (n, 4d) un-shuffle of an FFN's fc1 costs no copy. CanWriteGrouped
+  // says whether that layout exists: B | group | out_features.
   bool CanWriteGrouped(int64_t group) const;
-  at::Tensor StructuredForwardGrouped(const at::Tensor& x, int64_t group);
+  at::Tensor StructuredForwardBatched(const at::Tensor& x);
   // S(x) given x in the grouped layout made by a producer with `producer_nblocks` blocks and
   // group = this layer's input block width in_features/B.
   at::Tensor StructuredForwardFromGrouped(const at::Tensor& x_grouped, int64_t producer_nblocks);
