@@ -53,8 +53,7 @@ at::Tensor FeedForward::FusedBlockShuffleForward(const at::Tensor& x) {
                                                     group / s1->nblocks());
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = s2->out_features();
-  at::Tensor y = s2->StructuredForwardFromGrouped(a, s1->nblocks()).view(shape);
-  return s2->bias.defined() ? y + s2->bias : y;
+  return s2->StructuredForwardFromGrouped(a, s1->nblocks(), s2->bias).view(shape);
 }
 
 std::vector<std::shared_ptr<StructuredLinear>> FeedForward::StructuredLayers() {

@@ -5,7 +5,10 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <sstream>
+#include <tuple>
 #include <vector>
+
+#include "kernels/stride_shuffle.h"
 
 
 namespace loom::models {
@@ -87,52 +90,73 @@ class BlockDiagonalFunction : public torch::autograd::Function<BlockDiagonalFunc
   }
 };
 
-// z[c, t, r] = y[t, r*B + c] and back: the stride shuffles of BlockShuffle as copies.
-at::Tensor Deinterleave(const at::Tensor& y, int64_t nblocks) {
-  return y.view({y.size(0), y.size(1) / nblocks, nblocks}).permute({2, 0, 1}).contiguous();
-}
-at::Tensor Interleave(const at::Tensor& z) {
-  return z.permute({1, 2, 0}).reshape({z.size(1), z.size(2) * z.size(0)});
-}
-
 // The stride shuffle between BlockShuffle's two block-diagonal products: u[c, t, a] =
-// h[t, a*B + c]. One copy each way (ATen's permute+copy runs near memory bandwidth with the tuned
-// allocator: about 2-3 ms for 4096 x 2048 floats). Folding the shuffle into the
-// first GEMM instead (B GEMMs, each writing q/B strided columns) was measured slower: at d = 2048,
-// B = 4 its GEMMs ran at 265-290 GFLOP/s against 330-350 for the full-width ones, which costs
-// more than the n x d copy.
+// h[t, a*B + c]. One pass each way (kernels/stride_shuffle.h: a row-wise loop at about memcpy
+// speed; ATen's permute+copy took twice as long). Folding the shuffle into the first GEMM instead
+// (B GEMMs, each writing q/B strided columns) was measured slower: at d = 2048, B = 4 its GEMMs
+// ran at 265-290 GFLOP/s against 330-350 for the full-width ones, which costs more than the n x d
+// copy; so did MKL's pointer-array batch of the B*B (n x q/B) products (263 against 381).
 class DeinterleaveFunction : public torch::autograd::Function<DeinterleaveFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, int64_t nblocks) {
     (void)ctx;
-    return Deinterleave(h, nblocks);
+    return kernels::DeinterleaveColumns(h, nblocks);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     (void)ctx;
-    return {Interleave(grads[0]), at::Tensor()};
+    return {kernels::InterleaveColumns(grads[0], at::Tensor()), at::Tensor()};
   }
 };
 
-// BlockShuffle's second block-diagonal product and the un-shuffle: u (B, n, q), w2 (B, s, q) ->
-// y (n, s*B), y[t, r*B + c] = (u[c] w2[c]^T)[t, r]. The interleaved output cannot be a GEMM's
-// output (column stride B), so it costs one copy each way.
+// BlockShuffle's second block-diagonal product and the un-shuffle: u (B, n, q), w2 (B, s, q)
+// -> y (n, s*B), y[t, r*B + c] = (u[c] w2[c]^T)[t, r] (+ bias[r*B + c]). The interleaved output
+// cannot be a GEMM's output (column stride B), so it costs one pass each way; the layer's bias add
+// and the bias gradient's column sums ride along in those passes.
+variable_list ShuffledOutputBackward(const at::Tensor& u, const at::Tensor& w2,
+                                     const at::Tensor& grad, bool input, bool weight, bool bias) {
+  const int64_t b = u.size(0), n = u.size(1), s = w2.size(1);
+  at::Tensor g = grad.reshape({n, s * b});
+  at::Tensor gz, gb;
+  if (bias) {
+    std::tie(gz, gb) = kernels::DeinterleaveColumnsAndSum(g, b);  // (B, n, s), (s*B)
+  } else {
+    gz = kernels::DeinterleaveColumns(g, b);
+  }
+  at::Tensor gu, gw;
+  if (input) gu = at::bmm(gz, w2);
+  if (weight) gw = at::bmm(gz.transpose(1, 2), u);
+  return {gu, gw, gb};
+}
+
 class ShuffledOutputFunction : public torch::autograd::Function<ShuffledOutputFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& w2) {
     ctx->save_for_backward({u, w2});
-    return Interleave(at::bmm(u, w2.transpose(1, 2)));
+    return kernels::InterleaveColumns(at::bmm(u, w2.transpose(1, 2)), at::Tensor());
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const at::Tensor& u = saved[0];
-    const at::Tensor& w2 = saved[1];
-    const int64_t b = u.size(0), n = u.size(1), s = w2.size(1);
-    at::Tensor gz = Deinterleave(grads[0].reshape({n, s * b}), b);  // (B, n, s)
-    at::Tensor gu, gw;
-    if (ctx->needs_input_grad(0)) gu = at::bmm(gz, w2);
-    if (ctx->needs_input_grad(1)) gw = at::bmm(gz.transpose(1, 2), u);
-    return {gu, gw};
+    variable_list g = ShuffledOutputBackward(saved[0], saved[1], grads[0],
+                                             ctx->needs_input_grad(0), ctx->needs_input_grad(1),
+                                             false);
+    return {g[0], g[1]};
+  }
+};
+
+// The same with the layer's bias (a custom function cannot take an undefined tensor argument).
+class ShuffledOutputBiasFunction : public torch::autograd::Function<ShuffledOutputBiasFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& w2,
+                            const at::Tensor& bias) {
+    ctx->save_for_backward({u, w2});
+    return kernels::InterleaveColumns(at::bmm(u, w2.transpose(1, 2)), bias);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    return ShuffledOutputBackward(saved[0], saved[1], grads[0], ctx->needs_input_grad(0),
+                                  ctx->needs_input_grad(1), ctx->needs_input_grad(2));
   }
 };
 
@@ -408,14 +432,17 @@ at::Tensor BlockShuffleLinear::StructuredForwardBatched(const at::Tensor& x) {
 }
 
 at::Tensor BlockShuffleLinear::StructuredForwardFromGrouped(const at::Tensor& x_grouped,
-                                                           int64_t producer_nblocks) {
+                                                           int64_t producer_nblocks,
+                                                           const at::Tensor& with_bias) {
   const int64_t p = in_features() / nblocks_;
   TORCH_CHECK(producer_nblocks >= 1 && p % producer_nblocks == 0, "BlockShuffle: input block ",
               p, " is not divisible by the producer's ", producer_nblocks, " blocks");
   // Permuting blkdiag1's columns the same way makes the grouped input an ordinary block input.
   const at::Tensor w1 = ToGroupedLayout(blkdiag1, producer_nblocks, p);
   return OnRows(x_grouped, in_features(), out_features(), [&](const at::Tensor& rows) {
-    return ShuffledOutputFunction::apply(ShuffledMiddle(rows, w1), blkdiag2);
+    at::Tensor u = ShuffledMiddle(rows, w1);
+    if (with_bias.defined()) return ShuffledOutputBiasFunction::apply(u, blkdiag2, with_bias);
+    return ShuffledOutputFunction::apply(u, blkdiag2);
   });
 }
 

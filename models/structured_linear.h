@@ -160,8 +160,10 @@ class BlockShuffleLinear : public StructuredLinear {
   bool CanWriteGrouped(int64_t group) const;
   at::Tensor StructuredForwardBatched(const at::Tensor& x);
   // S(x) given x in the grouped layout made by a producer with `producer_nblocks` blocks and
-  // group = this layer's input block width in_features/B.
-  at::Tensor StructuredForwardFromGrouped(const at::Tensor& x_grouped, int64_t producer_nblocks);
+  // group = this layer's input block width in_features/B; plus `with_bias` (out_features) if
+  // defined, added in the un-shuffle's pass (and its gradient summed in the backward's).
+  at::Tensor StructuredForwardFromGrouped(const at::Tensor& x_grouped, int64_t producer_nblocks,
+                                          const at::Tensor& with_bias = at::Tensor());
 
   at::Tensor blkdiag1;  // (B, q, N/B)
   at::Tensor blkdiag2;  // (B, M/B, q)
