@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
+#include "kernels/internal/cpu_loops.h"
 #include "kernels/internal/gelu_math.h"
 
 #ifdef LOOM_CUDA
@@ -182,44 +182,27 @@ void CpuBackward(const T* g, const T* u, const T* b, T* gu, int64_t rows, const 
 }
 
 // Backward plus the bias gradient (column sums of du) in the same pass over the rows: the separate
-// sum re-read the whole (rows, cols) gradient. Rows are summed in fixed chunks of kSumChunk, each
-// chunk into its own partial row, and the partials are added in chunk order, so the result does
-// not depend on the thread count or scheduling (bit-identical runs).
-constexpr int64_t kSumChunk = 64;
-
+// sum re-read the whole (rows, cols) gradient. Deterministic (internal::ForEachRowWithColumnSums).
 template <typename T>
 void CpuBackwardWithBiasGrad(const T* g, const T* u, const T* b, T* gu, T* gb, int64_t rows,
                              const RowRuns& layout) {
   const int64_t cols = layout.cols, run = layout.run, runs = layout.runs_per_row();
-  const int64_t chunks = (rows + kSumChunk - 1) / kSumChunk;
-  std::vector<T> partial(static_cast<size_t>(chunks * cols), T(0));
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k) {
-      for (int64_t r = k * kSumChunk; r < std::min(rows, (k + 1) * kSumChunk); ++r) {
-        for (int64_t j = 0; j < runs; ++j) {
-          const int64_t off = layout.Offset(r, j);
-          const T* ur = u + off;
-          const T* gr = g + r * cols + j * run;
-          const T* br = b + j * run;
-          T* out = gu + off;
-          T* acc = partial.data() + k * cols + j * run;
-          if constexpr (std::is_same_v<T, float>) {
-            GeluBackwardRowAccumulateF32(gr, ur, br, out, acc, run);
-          } else {
-            for (int64_t c = 0; c < run; ++c) {
-              out[c] = gr[c] * internal::GeluDerivative<T>(ur[c] + br[c]);
-              acc[c] += out[c];
-            }
-          }
+  internal::ForEachRowWithColumnSums<T>(rows, cols, gb, [&](int64_t r, T* acc_row) {
+    for (int64_t j = 0; j < runs; ++j) {
+      const int64_t off = layout.Offset(r, j);
+      const T* ur = u + off;
+      const T* gr = g + r * cols + j * run;
+      const T* br = b + j * run;
+      T* out = gu + off;
+      T* acc = acc_row + j * run;
+      if constexpr (std::is_same_v<T, float>) {
+        GeluBackwardRowAccumulateF32(gr, ur, br, out, acc, run);
+      } else {
+        for (int64_t c = 0; c < run; ++c) {
+          out[c] = gr[c] * internal::GeluDerivative<T>(ur[c] + br[c]);
+          acc[c] += out[c];
         }
       }
-    }
-  });
-  at::parallel_for(0, cols, 4096, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) gb[c] = T(0);
-    for (int64_t k = 0; k < chunks; ++k) {
-      const T* acc = partial.data() + k * cols;
-      for (int64_t c = begin; c < end; ++c) gb[c] += acc[c];
     }
   });
 }
@@ -396,10 +379,6 @@ at::Tensor InterleavedView(const at::Tensor& z, int64_t run) {
   return z.reshape({b, n, s / run, run}).permute({1, 2, 0, 3}).reshape({n, b * s});
 }
 
-bool RunsInPlace(const at::Tensor& z) {
-  return z.device().is_cpu() && (z.scalar_type() == at::kFloat || z.scalar_type() == at::kDouble);
-}
-
 at::Tensor BatchedForwardImpl(const at::Tensor& z_in, const at::Tensor& bias_in, int64_t run) {
   at::Tensor z = z_in.contiguous();
   at::Tensor bias = bias_in.defined() ? bias_in.contiguous() : bias_in;
@@ -503,7 +482,7 @@ std::pair<at::Tensor, at::Tensor> BiasGeluBackwardWithBiasGrad(const at::Tensor&
 
 at::Tensor BiasGeluInterleaveBatches(const at::Tensor& z, const at::Tensor& bias, int64_t run) {
   CheckBatchedArgs(z, bias, run);
-  if (!RunsInPlace(z)) return BiasGelu(InterleavedView(z, run), bias);
+  if (!internal::CpuFloatingLoop(z)) return BiasGelu(InterleavedView(z, run), bias);
   if (!bias.defined()) return InterleaveGeluFunction::apply(z, run);
   return InterleaveBiasGeluFunction::apply(z, bias, run);
 }
@@ -511,7 +490,7 @@ at::Tensor BiasGeluInterleaveBatches(const at::Tensor& z, const at::Tensor& bias
 at::Tensor BiasGeluInterleaveBatchesForward(const at::Tensor& z, const at::Tensor& bias,
                                             int64_t run) {
   CheckBatchedArgs(z, bias, run);
-  if (!RunsInPlace(z)) return ForwardImpl(InterleavedView(z, run), bias);
+  if (!internal::CpuFloatingLoop(z)) return ForwardImpl(InterleavedView(z, run), bias);
   return BatchedForwardImpl(z, bias, run);
 }
 
@@ -520,7 +499,7 @@ std::pair<at::Tensor, at::Tensor> BiasGeluInterleaveBatchesBackward(const at::Te
                                                                     const at::Tensor& bias,
                                                                     int64_t run) {
   CheckBatchedArgs(z, bias, run);
-  TORCH_CHECK(RunsInPlace(z), "BiasGeluInterleaveBatchesBackward: CPU float32/float64 only "
+  TORCH_CHECK(internal::CpuFloatingLoop(z), "BiasGeluInterleaveBatchesBackward: CPU float32/float64 only "
               "(other devices and dtypes differentiate BiasGeluInterleaveBatches through autograd)");
   return BatchedBackwardImpl(grad_y, z, bias, run);
 }

@@ -6,7 +6,8 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
-#include <vector>
+
+#include "kernels/internal/cpu_loops.h"
 
 namespace loom::kernels {
 namespace {
@@ -66,12 +67,6 @@ void InterleaveRow(const T* in, int64_t stride, T* out, int64_t q, int64_t b) {
 // Rows per parallel grain: ~32K elements, as the GELU loops.
 int64_t Grain(int64_t m) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(m, 1)); }
 
-constexpr int64_t kSumChunk = 64;  // rows per partial column sum
-
-bool Native(const at::Tensor& t) {
-  return t.device().is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
-}
-
 void CheckDeinterleave(const at::Tensor& y, int64_t nblocks) {
   TORCH_CHECK(y.defined() && y.dim() == 2, "DeinterleaveColumns: y must be (n, m), got ",
               y.defined() ? y.sizes() : at::IntArrayRef{});
@@ -84,7 +79,7 @@ void CheckDeinterleave(const at::Tensor& y, int64_t nblocks) {
 at::Tensor DeinterleaveColumns(const at::Tensor& y_in, int64_t nblocks) {
   CheckDeinterleave(y_in, nblocks);
   const int64_t n = y_in.size(0), m = y_in.size(1), q = m / nblocks;
-  if (!Native(y_in)) return y_in.view({n, q, nblocks}).permute({2, 0, 1}).contiguous();
+  if (!internal::CpuFloatingLoop(y_in)) return y_in.view({n, q, nblocks}).permute({2, 0, 1}).contiguous();
   at::Tensor y = y_in.contiguous();
   at::Tensor z = at::empty({nblocks, n, q}, y.options());
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "DeinterleaveColumns", [&] {
@@ -101,31 +96,18 @@ std::pair<at::Tensor, at::Tensor> DeinterleaveColumnsAndSum(const at::Tensor& y_
                                                             int64_t nblocks) {
   CheckDeinterleave(y_in, nblocks);
   const int64_t n = y_in.size(0), m = y_in.size(1), q = m / nblocks;
-  if (!Native(y_in)) return {DeinterleaveColumns(y_in, nblocks), y_in.sum(0)};
+  if (!internal::CpuFloatingLoop(y_in)) return {DeinterleaveColumns(y_in, nblocks), y_in.sum(0)};
   at::Tensor y = y_in.contiguous();
   at::Tensor z = at::empty({nblocks, n, q}, y.options());
   at::Tensor sums = at::empty({m}, y.options());
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "DeinterleaveColumnsAndSum", [&] {
     const scalar_t* in = y.const_data_ptr<scalar_t>();
     scalar_t* out = z.mutable_data_ptr<scalar_t>();
-    const int64_t chunks = (n + kSumChunk - 1) / kSumChunk;
-    std::vector<scalar_t> partial(static_cast<size_t>(chunks * m), scalar_t(0));
-    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t k = begin; k < end; ++k) {
-        scalar_t* acc = partial.data() + k * m;
-        for (int64_t t = k * kSumChunk; t < std::min(n, (k + 1) * kSumChunk); ++t) {
+    internal::ForEachRowWithColumnSums<scalar_t>(
+        n, m, sums.mutable_data_ptr<scalar_t>(), [&](int64_t t, scalar_t* acc) {
           DeinterleaveRow(in + t * m, out + t * q, q, nblocks, n * q);
           AddRow(acc, in + t * m, m);  // the row is in L1 now
-        }
-      }
-    });
-    scalar_t* s = sums.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, m, 4096, [&](int64_t begin, int64_t end) {
-      for (int64_t j = begin; j < end; ++j) s[j] = scalar_t(0);
-      for (int64_t k = 0; k < chunks; ++k) {
-        AddRow(s + begin, partial.data() + k * m + begin, end - begin);
-      }
-    });
+        });
   });
   return {z, sums};
 }
@@ -140,7 +122,7 @@ at::Tensor InterleaveColumns(const at::Tensor& z_in, const at::Tensor& bias) {
     TORCH_CHECK(bias.scalar_type() == z_in.scalar_type() && bias.device() == z_in.device(),
                 "InterleaveColumns: bias dtype/device differs from z");
   }
-  if (!Native(z_in)) {
+  if (!internal::CpuFloatingLoop(z_in)) {
     at::Tensor y = z_in.permute({1, 2, 0}).reshape({n, m});
     return bias.defined() ? at::add(y, bias) : y;
   }
